@@ -1,0 +1,1 @@
+typedef int bfs_wal_placeholder;
