@@ -1,6 +1,6 @@
 /* common/log.h - one-line log events: "<UTC time> <level> <component>: <event> key=value ...".
  * State:   the level and sink are process-wide (set once by main via log_init); this and
- *          */main.c are the only places with mutable file-scope state.
+ *          the main.c files are the only places with mutable file-scope state.
  * Threads: safe; each line is written with one write(2) (or one syslog call).
  * Rule:    never log secrets (keys, signatures, Authorization, tokens) or page bytes.
  * Repeats: log_ratelimited() lets a caller collapse storms of the same event. */
