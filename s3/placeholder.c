@@ -1,1 +1,0 @@
-typedef int bfs_s3_placeholder;
