@@ -1,0 +1,269 @@
+/* cli/restore.c - `restore` (into a local file) and `verify` (into a temporary file, strict);
+ * both drive restore_run() from wal/restore.h and print what was restored. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "wal/restore.h"
+
+enum { OPT_STRICT = 1000 };
+
+struct restore_args {
+    bool has_gen, has_time, force, strict;
+    struct gen_id gen;
+    int64_t time_s;
+    const char *output;
+};
+
+static int parse_opts(struct cli *cli, int argc, char **argv, bool is_verify,
+                      struct restore_args *a, bool *help, struct err *err)
+{
+    static const struct option opts[] = {
+        {"generation", required_argument, NULL, 'g'}, {"utc-time", required_argument, NULL, 'u'},
+        {"output", required_argument, NULL, 'o'},     {"force", no_argument, NULL, 'f'},
+        {"strict", no_argument, NULL, OPT_STRICT},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct option verify_opts[] = {
+        {"generation", required_argument, NULL, 'g'},
+        {"utc-time", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int rc = 0;
+
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int opt = is_verify ? getopt_long(argc, argv, ":g:u:h", verify_opts, NULL)
+                            : getopt_long(argc, argv, ":g:u:o:fh", opts, NULL);
+
+        if (opt == -1)
+            break;
+        switch (opt) {
+        case 'g':
+            rc = cli_parse_gen(cli, "-g/--generation", optarg, &a->gen, err);
+            a->has_gen = true;
+            break;
+        case 'u':
+            rc = cli_parse_date(cli, "-u/--utc-time", optarg, &a->time_s, err);
+            a->has_time = true;
+            break;
+        case 'o':
+            if (optarg[0] == '\0')
+                return cli_usage(cli, err, "-o/--output needs a file name");
+            a->output = optarg;
+            break;
+        case 'f':
+            a->force = true;
+            break;
+        case OPT_STRICT:
+            a->strict = true;
+            break;
+        case 'h':
+            *help = true;
+            return 0;
+        case ':':
+            return cli_usage(cli, err, "option '%s' needs a value", argv[optind - 1]);
+        default:
+            return cli_usage(cli, err, "unknown option '%s' for %s", argv[optind - 1],
+                             cli->command);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage(cli, err, "unexpected argument '%s'", argv[optind]);
+    if (a->has_gen && a->has_time)
+        return cli_usage(cli, err, "-g and -u are mutually exclusive");
+    return 0;
+}
+
+static void on_progress(void *arg, uint64_t done, uint64_t total)
+{
+    progress_set(arg, done, total);
+}
+
+static void print_result(struct cli *cli, const struct restore_result *r, const char *what)
+{
+    char id[GEN_ID_STR_LEN + 1], t[64], sz[32];
+
+    gen_id_format(&r->gen, id);
+    cli_fmt_time((time_t)gen_id_created_s(&r->gen), t, sizeof(t));
+    printf("%s database %s\n", what, cli->db_name);
+    printf("  generation:   %s (created: %s)\n", id, t);
+    if (r->has_snapshot) {
+        printf("  snapshot:     %s\n", r->snapshot_key);
+    } else {
+        printf("  snapshot:     none (replayed from an empty database)\n");
+    }
+    printf("  generations:  %u\n", r->n_generations);
+    printf("  frames:       %llu\n", (unsigned long long)r->frames_applied);
+    printf("  transactions: %llu\n", (unsigned long long)r->txns_applied);
+    if (r->last_frame > 0) {
+        gen_id_format(&r->last_frame_gen, id);
+        printf("  last frame:   %u of generation %s", r->last_frame, id);
+        if (r->last_batch_ts > 0) {
+            cli_fmt_time((time_t)r->last_batch_ts, t, sizeof(t));
+            printf(" (batch time %s)", t);
+        }
+        printf("\n");
+    }
+    if (r->page_size > 0)
+        printf("  page size:    %u\n", r->page_size);
+    cli_fmt_bytes(r->db_size, sz, sizeof(sz));
+    printf("  size:         %llu bytes (%s)\n", (unsigned long long)r->db_size, sz);
+    if (r->partial)
+        printf("  partial:      yes, stopped at the last consistent transaction: %s\n",
+               r->reason);
+}
+
+/* Runs the restore with a progress bar on a terminal. */
+static int run(struct cli *cli, const struct restore_args *a, const char *target,
+               const char *scratch, bool strict, bool verify_crc, struct restore_result *r,
+               struct err *err)
+{
+    struct restore_opts o;
+    struct progress p;
+    int rc;
+
+    restore_opts_init(&o);
+    o.db_name = cli->db_name;
+    o.target = target;
+    o.gen = a->has_gen ? &a->gen : NULL;
+    o.has_time = a->has_time;
+    o.time_s = a->time_s;
+    o.strict = strict;
+    o.no_verify_crc = !verify_crc;
+    o.scratch_dir = scratch;
+    progress_init(&p, cli->stderr_is_tty, cli->command, 0);
+    o.progress = on_progress;
+    o.progress_arg = &p;
+    memset(r, 0, sizeof(*r));
+    rc = restore_run(cli->client, &o, r, err);
+    progress_finish(&p);
+    if (rc == ENOENT && a->has_gen && strstr(err->msg, "not found") != NULL)
+        cli_set_hint(cli, "list the generations with '%s -d %s ls'", CLI_NAME, cli->db_name);
+    else if (rc == ENOENT && a->has_time)
+        cli_set_hint(cli, "no generation was created at or before that time; see '%s -d %s ls'",
+                     CLI_NAME, cli->db_name);
+    return rc;
+}
+
+int cmd_restore(struct cli *cli, int argc, char **argv, struct err *err)
+{
+    struct restore_args a;
+    struct restore_result r;
+    char default_out[LAYOUT_KEY_MAX];
+    const char *target;
+    struct stat st;
+    bool help = false;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = parse_opts(cli, argc, argv, false, &a, &help, err);
+    if (rc != 0 || help) {
+        if (help)
+            cli_help_command(stdout, "restore");
+        return rc;
+    }
+    rc = cli_require_db(cli, err);
+    if (rc != 0)
+        return rc;
+    target = a.output;
+    if (target == NULL) {
+        rc = cli_default_output(cli, default_out, sizeof(default_out), err);
+        if (rc != 0)
+            return rc;
+        target = default_out;
+    }
+    if (stat(target, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            cli_set_hint(cli, "name the output file with -o DIR/FILE");
+            return ERR(err, EISDIR, "output %s is a directory", target);
+        }
+        if (st.st_size > 0 && !a.force) {
+            cli_set_hint(cli, "pass --force to replace it, or -o PATH to restore elsewhere");
+            return ERR(err, EEXIST, "refusing to overwrite %s: it exists and is not empty",
+                       target);
+        }
+    }
+    rc = cli_connect(cli, err);
+    if (rc != 0)
+        return rc;
+    rc = run(cli, &a, target, NULL, a.strict, cli->verify_crc, &r, err);
+    if (rc != 0) {
+        if (rc == EBADMSG && !a.strict)
+            cli_set_hint(cli, "'%s -d %s verify' shows what is wrong", CLI_NAME, cli->db_name);
+        else if (rc == EBADMSG || rc == ENOENT)
+            cli_set_hint(cli, "%s was left untouched", target);
+        return rc;
+    }
+    print_result(cli, &r, "Restored");
+    printf("  output:       %s\n", target);
+    if (r.partial)
+        fprintf(stderr, "%s: warning: partial restore: %s\n", CLI_NAME, r.reason);
+    printf("Verification: %s\n", r.integrity_ok ? "ok" : "failed");
+    if (!r.integrity_ok)
+        return ERR(err, EBADMSG, "PRAGMA integrity_check failed on %s", target);
+    return 0;
+}
+
+int cmd_verify(struct cli *cli, int argc, char **argv, struct err *err)
+{
+    struct restore_args a;
+    struct restore_result r;
+    char dir[4096], target[4200];
+    bool help = false;
+    struct err cleanup_err = {0};
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = parse_opts(cli, argc, argv, true, &a, &help, err);
+    if (rc != 0 || help) {
+        if (help)
+            cli_help_command(stdout, "verify");
+        return rc;
+    }
+    rc = cli_require_db(cli, err);
+    if (rc != 0)
+        return rc;
+    rc = cli_connect(cli, err);
+    if (rc != 0)
+        return rc;
+    snprintf(dir, sizeof(dir), "%s/bottomless-verify-XXXXXX", cli->tmpdir);
+    if (mkdtemp(dir) == NULL) {
+        rc = errno;
+        cli_set_hint(cli, "set TMPDIR to a writable directory with enough space");
+        return ERR(err, rc, "cannot create a temporary directory in %s: %s", cli->tmpdir,
+                   errno_name(rc));
+    }
+    snprintf(target, sizeof(target), "%s/db", dir);
+    rc = run(cli, &a, target, dir, true, true, &r, err);
+    if (rc == 0) {
+        print_result(cli, &r, "Verified");
+        printf("Snapshot size: %llu\n", (unsigned long long)r.db_size);
+        if (!r.integrity_ok)
+            rc = ERR(err, EBADMSG, "PRAGMA integrity_check failed");
+        else if (r.partial)
+            rc = ERR(err, EBADMSG, "%s", r.reason);
+    }
+    if (rc == 0) {
+        printf("Verification: ok\n");
+    } else if (strncmp(err->where, "s3/", 3) != 0) { /* a finding, not an S3 failure */
+        printf("Verification failed: %s\n", err->msg);
+        cli_set_hint(cli, "the newest consistent state can still be restored with '%s -d %s "
+                          "restore' (without --strict)",
+                     CLI_NAME, cli->db_name);
+    }
+    if (fileio_rm_rf(dir, &cleanup_err) != 0)
+        fprintf(stderr, "%s: warning: could not remove %s: %s\n", CLI_NAME, dir,
+                cleanup_err.msg);
+    return rc;
+}
