@@ -139,7 +139,8 @@ struct layout_objects {
 int layout_list_gen_objects(struct s3_client *c, const char *db, const struct gen_id *gen,
                             struct layout_objects *out, struct err *err);
 void layout_objects_free(struct layout_objects *o);
-/* Readers: ENOENT when the object is missing, EBADMSG (naming the key) for a wrong size. */
+/* Readers: ENOENT when the object is missing (then *err is NOT filled: missing is an answer),
+ * EBADMSG (naming the key) for a wrong size, other S3 errors as s3.h. */
 int layout_read_meta(struct s3_client *c, const char *db, const struct gen_id *gen,
                      struct gen_meta *out, struct err *err);
 int layout_read_dep(struct s3_client *c, const char *db, const struct gen_id *gen,
