@@ -288,6 +288,8 @@ static int zstd_decompress(struct decompressor *d, const uint8_t *p, size_t len,
                            struct err *err)
 {
     ZSTD_inBuffer in = {p, len, 0};
+    if (len == 0)
+        return 0;
     for (;;) {
         ZSTD_outBuffer out = {d->out, COMPRESS_CHUNK, 0};
         size_t r = ZSTD_decompressStream(d->zs, &out, &in);
@@ -298,8 +300,9 @@ static int zstd_decompress(struct decompressor *d, const uint8_t *p, size_t len,
         int rc = emit(d, d->out, out.pos, err);
         if (rc)
             return rc;
-        /* done when all input is consumed and the output buffer was not filled */
-        if (in.pos == in.size && out.pos < out.size)
+        /* done when all input is consumed and either the frame ended (r == 0: fully flushed;
+         * calling again would start a new frame) or the output buffer was not filled */
+        if (in.pos == in.size && (r == 0 || out.pos < out.size))
             return 0;
     }
 }
