@@ -76,7 +76,6 @@ int main(int argc, char **argv)
             cli_help_main(stderr);
             rc = cli_usage(&cli, &err, "no command given");
         } else if (strcmp(argv[cmd_index], "help") == 0) {
-            cli.command = "help";
             rc = run_help(&cli, argc - cmd_index, argv + cmd_index, &err);
         } else {
             fn = find_command(argv[cmd_index]);
