@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# run-integration.sh [PATTERN] - run tests/integration/*PATTERN*.sh against one Swift S3 server.
+#
+# Starts Swift's S3 API (tests/lib/swift.sh) on a free 127.0.0.1 port for the whole run, runs
+# each matching test with a timeout (600 s, or the test's "# timeout: N" line; BFS_TEST_TIMEOUT
+# changes the default), prints PASS/FAIL per test, the tail of the log of each failure, and a
+# final line "N passed, N failed". Exit 0 only if every test passed. With no PATTERN and no
+# tests it fails; a PATTERN that matches no test is reported and exits 0 (e.g. no torture
+# tests yet). Logs: build/test-results/<run>/<test>.log (BFS_RESULTS overrides the parent).
+# Swift is stopped at exit, also on failure and Ctrl-C.
+set -euo pipefail
+
+BFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PATTERN=${1:-}
+BFS_BIN=${BFS_BIN:-$BFS_ROOT/build}
+DEFAULT_TIMEOUT=${BFS_TEST_TIMEOUT:-600}
+export BFS_ROOT BFS_BIN
+
+shopt -s nullglob
+TESTS=()
+for t in "$BFS_ROOT"/tests/integration/*.sh; do
+    [[ -z $PATTERN || $(basename "$t") == *"$PATTERN"* ]] && TESTS+=("$t")
+done
+if ((${#TESTS[@]} == 0)); then
+    if [[ -n $PATTERN ]]; then
+        echo "NOTE: no integration test in tests/integration/ matches '$PATTERN'; nothing run"
+        echo "0 passed, 0 failed"
+        exit 0
+    fi
+    echo "ERROR: no integration tests found in tests/integration/" >&2
+    echo "0 passed, 0 failed"
+    exit 1
+fi
+
+RUN_ID=$(date +%Y%m%d-%H%M%S)-$$
+RESULTS=${BFS_RESULTS:-$BFS_ROOT/build/test-results}/$RUN_ID
+mkdir -p "$RESULTS"
+ln -sfn "$RUN_ID" "$(dirname "$RESULTS")/latest" 2>/dev/null || true
+BFS_TMP=$(mktemp -d /tmp/bfs-run.XXXXXX)
+BFS_SWIFT_DIR=$BFS_TMP/swift
+export BFS_TMP BFS_SWIFT_DIR BFS_RESULTS_DIR=$RESULTS
+
+CHILD=
+cleanup() {
+    local rc=$?
+    set +e
+    trap - EXIT INT TERM HUP
+    if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
+        kill -TERM "$CHILD" 2>/dev/null # timeout(1) passes it on to the test
+        for ((i = 0; i < 150; i++)); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$CHILD" 2>/dev/null
+    fi
+    bash "$BFS_ROOT/tests/lib/swift.sh" stop "$BFS_SWIFT_DIR" 2>/dev/null
+    if [[ ${BFS_KEEP_TMP:-0} == 1 ]]; then
+        echo "kept $BFS_TMP"
+    else
+        rm -rf --one-file-system "$BFS_TMP" 2>/dev/null
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo; echo "interrupted"; exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# pick_port: a base port P with P..P+3 free on 127.0.0.1, below the ephemeral range
+pick_port() {
+    /usr/bin/python3 - <<'EOF'
+import random, socket
+for _ in range(500):
+    base = random.randrange(20000, 32000, 4)
+    socks = []
+    try:
+        for i in range(4):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", base + i))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    print(base)
+    break
+else:
+    raise SystemExit("no free port range found")
+EOF
+}
+
+echo "Starting Swift S3 API on 127.0.0.1 (data in $BFS_SWIFT_DIR)..."
+started=0
+for attempt in 1 2 3; do
+    PORT=$(pick_port)
+    if bash "$BFS_ROOT/tests/lib/swift.sh" start "$BFS_SWIFT_DIR" "$PORT" \
+        >"$RESULTS/swift-start.log" 2>&1; then
+        started=1
+        break
+    fi
+    echo "Swift did not start on port $PORT (attempt $attempt):"
+    tail -n 20 "$RESULTS/swift-start.log" | sed 's/^/    /'
+    bash "$BFS_ROOT/tests/lib/swift.sh" stop "$BFS_SWIFT_DIR" >/dev/null 2>&1 || true
+done
+if ((!started)); then
+    echo "ERROR: could not start Swift; no test was run"
+    echo "0 passed, ${#TESTS[@]} failed"
+    exit 1
+fi
+
+export BFS_S3_ENDPOINT=http://127.0.0.1:$PORT
+export LIBSQL_BOTTOMLESS_ENDPOINT=$BFS_S3_ENDPOINT
+export LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID=test:tester
+export LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY=testing
+export LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION=us-east-1
+export AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
+echo "Swift S3 API ready at $BFS_S3_ENDPOINT; logs in $RESULTS"
+
+passed=0
+failed=0
+FAILED_NAMES=()
+for t in "${TESTS[@]}"; do
+    name=$(basename "$t" .sh)
+    log=$RESULTS/$name.log
+    limit=$(sed -nE 's/^#[[:space:]]*timeout:[[:space:]]*([0-9]+).*/\1/p' "$t" | head -n 1)
+    limit=${limit:-$DEFAULT_TIMEOUT}
+    # a previous test may have left the S3 endpoint down
+    if ! bash "$BFS_ROOT/tests/lib/swift.sh" status "$BFS_SWIFT_DIR"; then
+        bash "$BFS_ROOT/tests/lib/swift.sh" start-proxy "$BFS_SWIFT_DIR" >>"$RESULTS/swift-start.log" 2>&1 ||
+            echo "WARNING: Swift proxy is down and did not restart"
+    fi
+    start=$SECONDS
+    # in the background + wait, so that Ctrl-C reaches our trap at once
+    timeout --kill-after=15 "$limit" bash "$t" </dev/null >"$log" 2>&1 &
+    CHILD=$!
+    rc=0
+    wait "$CHILD" || rc=$?
+    CHILD=
+    secs=$((SECONDS - start))
+    if ((rc == 0)); then
+        passed=$((passed + 1))
+        echo "PASS $name (${secs}s)"
+    else
+        failed=$((failed + 1))
+        FAILED_NAMES+=("$name")
+        if ((rc == 124 || rc == 137)); then
+            echo "FAIL $name (timeout after ${limit}s)"
+        else
+            echo "FAIL $name (exit $rc, ${secs}s)"
+        fi
+        echo "---- last 40 lines of $log ----"
+        tail -n 40 "$log" | sed 's/^/    /'
+        echo "----"
+    fi
+done
+
+((failed == 0)) || echo "failed: ${FAILED_NAMES[*]}"
+echo "$passed passed, $failed failed"
+((failed == 0))
