@@ -1,0 +1,162 @@
+/* tests/unit/test_wal_walfmt.c - WAL header/frame parsing and the checksum. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <string.h>
+
+#include "wal/walfmt.h"
+
+static void make_header(uint8_t out[WAL_HEADER_BYTES], uint32_t page_size, bool be)
+{
+    struct wal_header h = {0};
+    h.page_size = page_size;
+    h.big_endian = be;
+    h.ckpt_seq = 7;
+    h.salt1 = 0x11223344;
+    h.salt2 = 0xa5a5a5a5;
+    wal_header_encode(&h, out);
+}
+
+Test(wal_walfmt, header_round_trip_all_page_sizes_both_orders)
+{
+    for (uint32_t ps = 512; ps <= 65536; ps *= 2) {
+        for (int be = 0; be <= 1; be++) {
+            uint8_t b[WAL_HEADER_BYTES];
+            struct wal_header h;
+            struct err e = {0};
+
+            make_header(b, ps, be);
+            cr_assert_eq(be32_load(b), be ? WAL_MAGIC_BE : WAL_MAGIC_LE);
+            cr_assert_eq(be32_load(b + 8), ps == 65536 ? 1u : ps, "page size field for %u", ps);
+            cr_assert_eq(wal_header_parse(b, &h, &e), 0, "%u/%d: %s", ps, be, e.msg);
+            cr_expect_eq(h.page_size, ps);
+            cr_expect_eq(h.big_endian, (bool)be);
+            cr_expect_eq(h.version, WAL_FORMAT_VERSION);
+            cr_expect_eq(h.ckpt_seq, 7u);
+            cr_expect_eq(h.salt1, 0x11223344u);
+            cr_expect_eq(h.salt2, 0xa5a5a5a5u);
+            cr_expect_eq(h.cksum1, be32_load(b + 24));
+            cr_expect_eq(h.cksum2, be32_load(b + 28));
+        }
+    }
+}
+
+Test(wal_walfmt, page_size_65536_is_stored_as_1)
+{
+    uint8_t b[WAL_HEADER_BYTES];
+    struct wal_header h;
+
+    make_header(b, 65536, false);
+    cr_assert_eq(be32_load(b + 8), 1u);
+    cr_assert_eq(wal_header_parse(b, &h, NULL), 0);
+    cr_assert_eq(h.page_size, 65536u);
+}
+
+static void reseal(uint8_t b[WAL_HEADER_BYTES])
+{
+    uint32_t s[2] = {0, 0};
+    wal_checksum(be32_load(b) == WAL_MAGIC_BE, b, 24, s);
+    be32_store(b + 24, s[0]);
+    be32_store(b + 28, s[1]);
+}
+
+Test(wal_walfmt, header_parse_errors)
+{
+    static const struct {
+        size_t off;
+        uint32_t value;
+        bool reseal;
+        const char *want;
+    } cases[] = {
+        {0, 0x377f0681, true, "bad magic"},
+        {0, 0, true, "bad magic"},
+        {4, 3007001, true, "version"},
+        {8, 0, true, "page size"},
+        {8, 256, true, "page size"},
+        {8, 1000, true, "page size"},
+        {8, 131072, true, "page size"},
+        {8, 2, true, "page size"},
+        {16, 0x11223345, false, "checksum"},
+        {24, 0, false, "checksum"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t b[WAL_HEADER_BYTES];
+        struct wal_header h;
+        struct err e = {0};
+
+        make_header(b, 4096, false);
+        be32_store(b + cases[i].off, cases[i].value);
+        if (cases[i].reseal)
+            reseal(b);
+        cr_assert_eq(wal_header_parse(b, &h, &e), EBADMSG, "case %zu", i);
+        cr_expect_eq(e.code, EBADMSG);
+        cr_expect(strstr(e.msg, cases[i].want) != NULL, "case %zu: '%s'", i, e.msg);
+    }
+}
+
+Test(wal_walfmt, page_size_validity)
+{
+    cr_expect(wal_page_size_valid(512));
+    cr_expect(wal_page_size_valid(65536));
+    cr_expect(!wal_page_size_valid(0));
+    cr_expect(!wal_page_size_valid(1));
+    cr_expect(!wal_page_size_valid(256));
+    cr_expect(!wal_page_size_valid(3000));
+    cr_expect(!wal_page_size_valid(131072));
+}
+
+Test(wal_walfmt, checksum_step_both_byte_orders)
+{
+    const uint8_t le[16] = {1, 0, 0, 0, 2, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0x80};
+    const uint8_t be[16] = {0, 0, 0, 1, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, 0x80, 0, 0, 0};
+    uint32_t a[2] = {0, 0}, b[2] = {0, 0};
+
+    /* s0 = 0+1+0 = 1, s1 = 0+2+1 = 3; then s0 = 1+0xffffffff+3 = 3 (mod 2^32),
+     * s1 = 3+0x80000000+3 = 0x80000006 */
+    wal_checksum(false, le, 16, a);
+    wal_checksum(true, be, 16, b);
+    cr_expect_eq(a[0], 3u);
+    cr_expect_eq(a[1], 0x80000006u);
+    cr_expect_eq(b[0], a[0]);
+    cr_expect_eq(b[1], a[1]);
+    /* the same bytes read in the other order give a different result */
+    uint32_t c[2] = {0, 0};
+    wal_checksum(true, le, 16, c);
+    cr_expect(c[0] != a[0] || c[1] != a[1]);
+}
+
+Test(wal_walfmt, frame_header_and_checksum)
+{
+    uint8_t f[WAL_FRAME_HEADER_BYTES + 512];
+    struct wal_frame_header fh;
+    uint32_t s[2] = {5, 9}, t[2] = {5, 9};
+
+    memset(f, 0xab, sizeof(f));
+    be32_store(f, 3);
+    be32_store(f + 4, 10);
+    be32_store(f + 8, 0x01020304);
+    be32_store(f + 12, 0x05060708);
+    wal_checksum(false, f, 8, t);
+    wal_checksum(false, f + 24, 512, t);
+    be32_store(f + 16, t[0]);
+    be32_store(f + 20, t[1]);
+    wal_frame_header_parse(f, &fh);
+    cr_expect_eq(fh.pgno, 3u);
+    cr_expect_eq(fh.db_pages, 10u);
+    cr_expect_eq(fh.salt1, 0x01020304u);
+    cr_expect_eq(fh.salt2, 0x05060708u);
+    cr_expect_eq(fh.cksum1, t[0]);
+    cr_assert(wal_frame_checksum_ok(false, f, f + 24, 512, s));
+    cr_expect_eq(s[0], t[0]);
+    f[24 + 100] ^= 1;
+    s[0] = 5;
+    s[1] = 9;
+    cr_expect(!wal_frame_checksum_ok(false, f, f + 24, 512, s));
+}
+
+Test(wal_walfmt, frame_offsets)
+{
+    cr_expect_eq(wal_frame_offset(4096, 1), 32u);
+    cr_expect_eq(wal_frame_offset(4096, 2), 32u + 4120u);
+    cr_expect_eq(wal_frame_offset(65536, 100000), 32ull + 99999ull * 65560ull);
+    cr_expect_eq(wal_frame_size(512), 536u);
+}
