@@ -46,6 +46,12 @@ $(BUILD)/tools/%: $(BUILD)/tests/tools/%.o $(LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 tools: $(TOOL_BINS)
 
+# Benchmark programs (bench/*.c -> build/bench/*): only libsqlite3 and libc, never our libs.
+BENCH_BINS = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -g -Wall -Wextra -Werror -o $@ $< -lsqlite3 -lpthread
+
 deps:
 	@bash tests/lib/deps.sh
 
@@ -65,7 +71,7 @@ torture:
 	@$(MAKE) --no-print-directory SAN=1 all tools
 	@BFS_BIN=$(abspath build/san) BFS_TORTURE=1 bash tests/run-integration.sh torture
 
-bench: all tools
+bench: all tools $(BENCH_BINS)
 	@BFS_BIN=$(abspath build) bash bench/run.sh
 
 demo: deps all
