@@ -263,8 +263,16 @@ class Handler(BaseHTTPRequestHandler):
             for name, value in self.headers.items():
                 conn.putheader(name, value)
             conn.endheaders()
+            early = None
             for data in self.body_chunks():
-                conn.send(data)
+                if early is None:
+                    try:
+                        conn.send(data)
+                    except OSError as e:
+                        # the upstream may have answered early (e.g. 4xx) and closed: drain
+                        # the client's body and relay that answer if there is one
+                        early = e
+                        self.close_connection = True
             resp = conn.getresponse()
         except (OSError, http.client.HTTPException) as e:
             st.log(prefix + " -> upstream error %s: %s; resetting client" % (type(e).__name__, e))
