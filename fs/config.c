@@ -1,0 +1,447 @@
+/* fs/config.c - command line and environment -> struct fs_config (see fs/config.h). The only
+ * file of fs/ that reads the environment. Our -o keys are taken out with fuse_opt; every other
+ * -o option is handed to libfuse, which rejects unknown ones with a message. */
+#include "fs/config.h"
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <fuse_opt.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/err.h"
+
+#define FS_VERSION "0.1.0"
+
+/* String values as given (-o wins over the environment; parsed after). */
+struct raw_opts {
+    char *endpoint;
+    char *bucket;
+    char *region;
+    char *ca_file;
+    char *compression;
+    char *batch_interval;
+    char *batch_max_frames;
+    char *writeback_ms;
+    char *flush_timeout;
+    char *durable_timeout;
+    char *snapshot_max_gens;
+    char *snapshot_wal_pct;
+    char *list_ttl;
+    char *log_level;
+    char *workers;
+    int insecure_tls;
+    int durable;
+    int noreplicate;
+    int writeback;
+    int allow_other;
+    int foreground;
+    int debug;
+    int help;
+    int version;
+    int n_positional;
+    char *positional[2];
+    struct fuse_args pass; /* options for libfuse */
+};
+
+enum { KEY_FOREGROUND, KEY_DEBUG, KEY_HELP, KEY_VERSION, KEY_ALLOW_OTHER };
+
+#define RAW(t, f) {t, offsetof(struct raw_opts, f), 1}
+#define RAWS(t, f) {t, offsetof(struct raw_opts, f), 0}
+static const struct fuse_opt fs_opt_spec[] = {
+    RAWS("endpoint=%s", endpoint),
+    RAWS("bucket=%s", bucket),
+    RAWS("region=%s", region),
+    RAWS("ca_file=%s", ca_file),
+    RAWS("compression=%s", compression),
+    RAWS("batch_interval=%s", batch_interval),
+    RAWS("batch_max_frames=%s", batch_max_frames),
+    RAWS("writeback=%s", writeback_ms),
+    RAWS("flush_timeout=%s", flush_timeout),
+    RAWS("durable_timeout=%s", durable_timeout),
+    RAWS("snapshot_max_gens=%s", snapshot_max_gens),
+    RAWS("snapshot_wal_pct=%s", snapshot_wal_pct),
+    RAWS("list_ttl=%s", list_ttl),
+    RAWS("log_level=%s", log_level),
+    RAWS("workers=%s", workers),
+    RAW("insecure_tls", insecure_tls),
+    RAW("durable", durable),
+    RAW("noreplicate", noreplicate),
+    RAW("writeback", writeback),
+    FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
+    FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+    FUSE_OPT_KEY("-d", KEY_DEBUG),
+    FUSE_OPT_KEY("debug", KEY_DEBUG),
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+static int fs_opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    struct raw_opts *r = data;
+
+    (void)outargs;
+    switch (key) {
+    case FUSE_OPT_KEY_NONOPT:
+        if (r->n_positional < 2) {
+            r->positional[r->n_positional] = strdup(arg);
+        }
+        r->n_positional++;
+        return 0;
+    case FUSE_OPT_KEY_OPT: /* a -o option of libfuse's (or unknown: libfuse will say) */
+        if (arg[0] == '-') {
+            fprintf(stderr, "bottomlessfs: unknown option %s (see --help)\n", arg);
+            return -1;
+        }
+        if (fuse_opt_add_arg(&r->pass, "-o") != 0 || fuse_opt_add_arg(&r->pass, arg) != 0)
+            return -1;
+        return 0;
+    case KEY_ALLOW_OTHER:
+        r->allow_other = 1;
+        return 0;
+    case KEY_FOREGROUND:
+        r->foreground = 1;
+        return 0;
+    case KEY_DEBUG:
+        r->debug = 1;
+        return 0;
+    case KEY_HELP:
+        r->help = 1;
+        return 0;
+    case KEY_VERSION:
+        r->version = 1;
+        return 0;
+    default:
+        /* "-x" style options we don't know */
+        fprintf(stderr, "bottomlessfs: unknown option %s (see --help)\n", arg);
+        return -1;
+    }
+}
+
+void fs_config_usage(const char *prog)
+{
+    printf(
+        "usage: %s [-f] [-d] [-o OPTION[,OPTION...]] BACKING_DIR MOUNTPOINT\n"
+        "\n"
+        "Mounts a view of BACKING_DIR at MOUNTPOINT. Every SQLite database in it is replicated\n"
+        "to S3 in the libSQL bottomless layout; databases that exist only in the bucket are\n"
+        "listed and restored when opened. Unmount with `fusermount3 -u MOUNTPOINT`.\n"
+        "\n"
+        "general options:\n"
+        "  -h, --help             this text\n"
+        "  -V, --version          print the version\n"
+        "  -f                     stay in the foreground (SIGTERM/SIGINT unmount cleanly)\n"
+        "  -d, -o debug           trace every FUSE request on stderr (implies -f)\n"
+        "  -o log_level=LEVEL     error|warn|info|debug|trace (default info); logs go to\n"
+        "                         stderr in the foreground, to syslog once daemonised\n"
+        "  -o workers=N           threads for fsync, restores and listings (default %u)\n"
+        "\n"
+        "replication options (environment variable in brackets; -o wins):\n"
+        "  -o endpoint=URL        S3 endpoint [LIBSQL_BOTTOMLESS_ENDPOINT]\n"
+        "  -o bucket=NAME         bucket [LIBSQL_BOTTOMLESS_BUCKET] (default bottomless)\n"
+        "  -o region=NAME         region [AWS_REGION, LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION]\n"
+        "                         credentials only from the environment:\n"
+        "                         LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID and\n"
+        "                         LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY (or AWS_*)\n"
+        "  -o batch_interval=SECS upload a batch at least this often\n"
+        "                         [LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS] (default 1)\n"
+        "  -o batch_max_frames=N  frames per batch [LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES]\n"
+        "                         (default %u)\n"
+        "  -o compression=C       zstd|gzip|none [LIBSQL_BOTTOMLESS_COMPRESSION] (default zstd)\n"
+        "  -o durable             an fsync/fdatasync of a -wal returns only once every\n"
+        "                         transaction committed before it is stored in S3; apps need\n"
+        "                         PRAGMA synchronous=FULL for per-commit durability\n"
+        "  -o durable_timeout=SECS  then the fsync fails with EIO (default %u)\n"
+        "  -o writeback[=MS]      kernel writeback cache (fast); dirty -wal pages are pushed\n"
+        "                         to the daemon every MS ms (default %u). If the daemon is\n"
+        "                         killed, up to MS of synchronous=NORMAL commits are lost\n"
+        "                         (FULL commits never are)\n"
+        "  -o flush_timeout=SECS  at unmount, wait this long for uploads (default %u)\n"
+        "  -o snapshot_max_gens=N new snapshot after N generations without one (default %u)\n"
+        "  -o snapshot_wal_pct=P  ...or when WAL shipped since the last snapshot exceeds P%% of\n"
+        "                         the database size (default %u)\n"
+        "  -o list_ttl=SECS       cache of the bucket listing for lazy restore (default %u)\n"
+        "  -o ca_file=PATH        CA bundle for an https endpoint\n"
+        "  -o insecure_tls        do not verify the endpoint's TLS certificate\n"
+        "  -o noreplicate         plain passthrough: no S3 at all\n"
+        "\n"
+        "FUSE options (passed to libfuse): allow_other, default_permissions (always on),\n"
+        "  fsname=NAME, subtype=NAME, max_read=N, ro, rw, dev, nodev, suid, nosuid, exec,\n"
+        "  noexec, atime, noatime, ...\n"
+        "\n"
+        "/etc/fstab:\n"
+        "  /srv/data  /mnt/data  fuse.bottomlessfs  bucket=mydbs,endpoint=https://s3.example,"
+        "allow_other,_netdev  0  0\n"
+        "\n"
+        "MOUNTPOINT/.bottomless/status is a read-only JSON view of every database's replication\n"
+        "state. BACKING_DIR/.bottomless is the replicator's staging area and is hidden.\n",
+        prog, FS_DEFAULT_WORKERS, FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000,
+        FS_DEFAULT_WRITEBACK_MS, FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
+        FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_LIST_TTL_MS / 1000);
+}
+
+/* "-o" value, else the first set environment variable, else NULL. */
+static const char *pick(const char *opt, const char *env1, const char *env2)
+{
+    const char *v;
+
+    if (opt != NULL)
+        return opt;
+    v = env1 != NULL ? getenv(env1) : NULL;
+    if (v != NULL && v[0] != '\0')
+        return v;
+    v = env2 != NULL ? getenv(env2) : NULL;
+    if (v != NULL && v[0] != '\0')
+        return v;
+    return NULL;
+}
+
+static int dup_opt(char **out, const char *v, struct err *err)
+{
+    if (v == NULL)
+        return 0;
+    *out = strdup(v);
+    if (*out == NULL)
+        return ERR(err, ENOMEM, "config: out of memory");
+    return 0;
+}
+
+static int parse_u32(const char *name, const char *v, uint32_t min, uint32_t *out,
+                     struct err *err)
+{
+    char *end = NULL;
+    unsigned long long x;
+
+    if (v == NULL)
+        return 0;
+    errno = 0;
+    x = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || x > UINT32_MAX || x < min)
+        return ERR(err, EINVAL, "invalid %s=%s: expected an integer >= %u", name, v, min);
+    *out = (uint32_t)x;
+    return 0;
+}
+
+/* Seconds (decimals allowed) -> milliseconds. */
+static int parse_secs(const char *name, const char *v, uint32_t *out_ms, struct err *err)
+{
+    char *end = NULL;
+    double x;
+
+    if (v == NULL)
+        return 0;
+    errno = 0;
+    x = strtod(v, &end);
+    if (errno != 0 || end == v || *end != '\0' || !(x >= 0) || x > 4.0e6)
+        return ERR(err, EINVAL, "invalid %s=%s: expected seconds, e.g. 1 or 0.5", name, v);
+    *out_ms = (uint32_t)(x * 1000.0 + 0.5);
+    return 0;
+}
+
+static int canon_dir(const char *what, const char *path, char **out, struct err *err)
+{
+    struct stat st;
+    char *real = realpath(path, NULL);
+
+    if (real == NULL)
+        return ERR(err, errno, "%s %s: %s", what, path,
+                   errno == ENOENT ? "no such directory" : errno_name(errno));
+    if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        free(real);
+        return ERR(err, ENOTDIR, "%s %s: not a directory", what, path);
+    }
+    *out = real;
+    return 0;
+}
+
+static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err *err)
+{
+    int rc = 0;
+    const char *compression;
+
+    cfg->foreground = r->foreground || r->debug;
+    cfg->debug = r->debug;
+    cfg->allow_other = r->allow_other;
+    cfg->noreplicate = r->noreplicate;
+    cfg->durable = r->durable;
+    cfg->insecure_tls = r->insecure_tls;
+    cfg->writeback = r->writeback || r->writeback_ms != NULL;
+    cfg->n_workers = FS_DEFAULT_WORKERS;
+    cfg->batch_interval_ms = FS_DEFAULT_BATCH_INTERVAL_MS;
+    cfg->batch_max_frames = FS_DEFAULT_BATCH_MAX_FRAMES;
+    cfg->writeback_ms = FS_DEFAULT_WRITEBACK_MS;
+    cfg->flush_timeout_ms = FS_DEFAULT_FLUSH_TIMEOUT_MS;
+    cfg->durable_timeout_ms = FS_DEFAULT_DURABLE_TIMEOUT_MS;
+    cfg->snapshot_max_gens = FS_DEFAULT_SNAPSHOT_MAX_GENS;
+    cfg->snapshot_wal_pct = FS_DEFAULT_SNAPSHOT_WAL_PCT;
+    cfg->list_ttl_ms = FS_DEFAULT_LIST_TTL_MS;
+
+    uint32_t workers = cfg->n_workers;
+    rc = rc ? rc : parse_u32("workers", r->workers, 1, &workers, err);
+    cfg->n_workers = workers;
+    if (rc == 0 && workers > 64)
+        rc = ERR(err, EINVAL, "invalid workers=%u: at most 64", workers);
+    rc = rc ? rc
+            : parse_secs("batch_interval",
+                         pick(r->batch_interval, "LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS", NULL),
+                         &cfg->batch_interval_ms, err);
+    rc = rc ? rc
+            : parse_u32("batch_max_frames",
+                        pick(r->batch_max_frames, "LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES", NULL), 1,
+                        &cfg->batch_max_frames, err);
+    rc = rc ? rc : parse_u32("writeback", r->writeback_ms, 1, &cfg->writeback_ms, err);
+    rc = rc ? rc : parse_secs("flush_timeout", r->flush_timeout, &cfg->flush_timeout_ms, err);
+    rc = rc ? rc
+            : parse_secs("durable_timeout", r->durable_timeout, &cfg->durable_timeout_ms, err);
+    rc = rc ? rc
+            : parse_u32("snapshot_max_gens", r->snapshot_max_gens, 1, &cfg->snapshot_max_gens,
+                        err);
+    rc = rc ? rc
+            : parse_u32("snapshot_wal_pct", r->snapshot_wal_pct, 1, &cfg->snapshot_wal_pct, err);
+    rc = rc ? rc : parse_secs("list_ttl", r->list_ttl, &cfg->list_ttl_ms, err);
+    if (rc != 0)
+        return rc;
+    if (cfg->batch_interval_ms == 0)
+        return ERR(err, EINVAL, "invalid batch_interval: must be > 0");
+
+    compression = pick(r->compression, "LIBSQL_BOTTOMLESS_COMPRESSION", NULL);
+    if (compression == NULL)
+        compression = FS_DEFAULT_COMPRESSION;
+    if (strcmp(compression, "raw") == 0)
+        compression = "none";
+    if (strcmp(compression, "gz") == 0)
+        compression = "gzip";
+    if (strcmp(compression, "zstd") != 0 && strcmp(compression, "gzip") != 0 &&
+        strcmp(compression, "none") != 0)
+        return ERR(err, EINVAL, "invalid compression=%s: use zstd, gzip or none", compression);
+    rc = dup_opt(&cfg->compression, compression, err);
+    rc = rc ? rc : dup_opt(&cfg->endpoint, pick(r->endpoint, "LIBSQL_BOTTOMLESS_ENDPOINT", NULL), err);
+    rc = rc ? rc : dup_opt(&cfg->bucket, pick(r->bucket, "LIBSQL_BOTTOMLESS_BUCKET", NULL), err);
+    rc = rc ? rc
+            : dup_opt(&cfg->region,
+                      pick(r->region, "AWS_REGION", "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION"), err);
+    rc = rc ? rc : dup_opt(&cfg->ca_file, r->ca_file, err);
+    const char *level = r->log_level != NULL ? r->log_level : cfg->debug ? "debug" : "info";
+    if (rc == 0 && strcmp(level, "error") != 0 && strcmp(level, "warn") != 0 &&
+        strcmp(level, "info") != 0 && strcmp(level, "debug") != 0 && strcmp(level, "trace") != 0)
+        rc = ERR(err, EINVAL, "invalid log_level=%s: use error, warn, info, debug or trace",
+                 level);
+    rc = rc ? rc : dup_opt(&cfg->log_level, level, err);
+    return rc;
+}
+
+/* argv for libfuse: prog, our fixed options, the passed-through ones, -d. */
+static int fs_config_fuse_args(struct fs_config *cfg, struct raw_opts *r, const char *prog,
+                               struct err *err)
+{
+    struct fuse_args a = FUSE_ARGS_INIT(0, NULL);
+    char fsname[8192];
+    size_t k = (size_t)snprintf(fsname, sizeof(fsname), "fsname=bottomlessfs:");
+
+    for (const char *p = cfg->backing_dir; *p != '\0'; p++) { /* escape ',' and '\' */
+        if (k + 3 >= sizeof(fsname))
+            return ERR(err, ENAMETOOLONG, "backing directory path too long");
+        if (*p == ',' || *p == '\\')
+            fsname[k++] = '\\';
+        fsname[k++] = *p;
+    }
+    fsname[k] = '\0';
+    if (fuse_opt_add_arg(&a, prog) != 0 || fuse_opt_add_arg(&a, "-o") != 0 ||
+        fuse_opt_add_arg(&a, "default_permissions,subtype=bottomlessfs") != 0 ||
+        fuse_opt_add_arg(&a, "-o") != 0 || fuse_opt_add_arg(&a, fsname) != 0)
+        goto nomem;
+    if (cfg->allow_other &&
+        (fuse_opt_add_arg(&a, "-o") != 0 || fuse_opt_add_arg(&a, "allow_other") != 0))
+        goto nomem;
+    for (int i = 1; i < r->pass.argc; i++) {
+        if (fuse_opt_add_arg(&a, r->pass.argv[i]) != 0)
+            goto nomem;
+    }
+    if (cfg->debug && fuse_opt_add_arg(&a, "-d") != 0)
+        goto nomem;
+    cfg->fuse_argc = a.argc;
+    cfg->fuse_argv = a.argv;
+    return 0;
+nomem:
+    fuse_opt_free_args(&a);
+    return ERR(err, ENOMEM, "config: out of memory");
+}
+
+int fs_config_parse(struct fs_config *cfg, int argc, char **argv, bool *exit_now_out,
+                    struct err *err)
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct raw_opts r;
+    const char *prog = argc > 0 ? argv[0] : "bottomlessfs";
+    int rc = 0;
+
+    memset(cfg, 0, sizeof(*cfg));
+    memset(&r, 0, sizeof(r));
+    *exit_now_out = false;
+    if (fuse_opt_add_arg(&r.pass, prog) != 0)
+        return ERR(err, ENOMEM, "config: out of memory");
+    if (fuse_opt_parse(&args, &r, fs_opt_spec, fs_opt_proc) != 0) {
+        rc = ERR(err, EINVAL, "bad command line (see %s --help)", prog);
+        goto out;
+    }
+    if (r.help) {
+        fs_config_usage(prog);
+        *exit_now_out = true;
+        goto out;
+    }
+    if (r.version) {
+        printf("bottomlessfs %s (libfuse %d)\n", FS_VERSION, fuse_version());
+        *exit_now_out = true;
+        goto out;
+    }
+    if (r.n_positional != 2) {
+        rc = ERR(err, EINVAL, "expected BACKING_DIR and MOUNTPOINT, got %d argument%s (see %s "
+                              "--help)",
+                 r.n_positional, r.n_positional == 1 ? "" : "s", prog);
+        goto out;
+    }
+    rc = canon_dir("backing directory", r.positional[0], &cfg->backing_dir, err);
+    rc = rc ? rc : canon_dir("mountpoint", r.positional[1], &cfg->mountpoint, err);
+    rc = rc ? rc : fs_config_fill(cfg, &r, err);
+    rc = rc ? rc : fs_config_fuse_args(cfg, &r, prog, err);
+out:
+    fuse_opt_free_args(&args);
+    fuse_opt_free_args(&r.pass);
+    free(r.positional[0]);
+    free(r.positional[1]);
+    char **strs[] = {&r.endpoint,         &r.bucket,           &r.region,        &r.ca_file,
+                     &r.compression,      &r.batch_interval,   &r.batch_max_frames,
+                     &r.writeback_ms,     &r.flush_timeout,    &r.durable_timeout,
+                     &r.snapshot_max_gens, &r.snapshot_wal_pct, &r.list_ttl,      &r.log_level,
+                     &r.workers};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        free(*strs[i]);
+    if (rc != 0)
+        fs_config_free(cfg);
+    return rc;
+}
+
+void fs_config_free(struct fs_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->backing_dir);
+    free(cfg->mountpoint);
+    free(cfg->log_level);
+    free(cfg->endpoint);
+    free(cfg->bucket);
+    free(cfg->region);
+    free(cfg->ca_file);
+    free(cfg->compression);
+    struct fuse_args a = FUSE_ARGS_INIT(cfg->fuse_argc, cfg->fuse_argv);
+    a.allocated = cfg->fuse_argv != NULL;
+    fuse_opt_free_args(&a);
+    memset(cfg, 0, sizeof(*cfg));
+}

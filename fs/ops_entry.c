@@ -1,0 +1,414 @@
+/* fs/ops_entry.c - FUSE handlers for names and attributes: lookup, forget, getattr, setattr,
+ * mknod, mkdir, symlink, link, unlink, rmdir, rename, readlink, statfs. Every handler resolves
+ * its inodes, runs the syscall relative to the O_PATH fds (caller's semantics; new entries get
+ * the caller's uid/gid and mode & ~umask), saves errno, calls the non-blocking hook, replies once. */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fs *fs = fs_of(req);
+    struct fuse_entry_param e;
+    int rc = fs_do_lookup(fs, inode_of(fs->inodes, parent), name, &e);
+
+    if (rc != 0)
+        fuse_reply_err(req, rc);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    struct fs *fs = fs_of(req);
+
+    inode_unref(fs->inodes, inode_of(fs->inodes, ino), nlookup);
+    fuse_reply_none(req);
+}
+
+void fs_op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    struct fs *fs = fs_of(req);
+
+    for (size_t i = 0; i < count; i++)
+        inode_unref(fs->inodes, inode_of(fs->inodes, forgets[i].ino), forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+static double fs_attr_timeout(const struct fs_inode *in)
+{
+    switch (in->kind) {
+    case FS_INODE_REAL:
+    case FS_INODE_STATUS_DIR:
+        return FS_TIMEOUT_SECS;
+    case FS_INODE_VIRTUAL:
+        return 1.0;
+    case FS_INODE_STATUS_FILE:
+        return 0;
+    }
+    return 0;
+}
+
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *in = inode_of(fs->inodes, ino);
+    struct stat st;
+    int rc;
+
+    if (fi != NULL && fs_file_of(fi) != NULL && fs_file_of(fi)->fd >= 0)
+        rc = fstat(fs_file_of(fi)->fd, &st) == 0 ? 0 : errno;
+    else
+        rc = fs_stat_inode(fs, in, &st);
+    if (rc != 0) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    fuse_reply_attr(req, &st, fs_attr_timeout(in));
+}
+
+/* Applies the attribute changes to a real inode; 0 or errno. */
+static int fs_setattr_real(struct fs *fs, struct fs_inode *in, struct stat *attr, int to_set,
+                           struct fuse_file_info *fi)
+{
+    struct fs_file *f = fi != NULL ? fs_file_of(fi) : NULL;
+    int fd = f != NULL ? f->fd : -1;
+    char proc[64];
+    int rc;
+
+    fs_proc_path(in->fd, proc, sizeof(proc));
+    if (to_set & FUSE_SET_ATTR_MODE) {
+        rc = fd >= 0 ? fchmod(fd, attr->st_mode & 07777)
+                     : fchmodat(AT_FDCWD, proc, attr->st_mode & 07777, 0);
+        if (rc != 0)
+            return errno;
+    }
+    if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+        uid_t uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+        gid_t gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+        if (fchownat(in->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+            return errno;
+    }
+    if (to_set & FUSE_SET_ATTR_SIZE) {
+        char path[FS_PATH_MAX];
+        uint64_t size = (uint64_t)attr->st_size;
+        bool hooked = fs->hooks.truncate_before != NULL || fs->hooks.truncate_after != NULL;
+        void *fh = f != NULL ? f->hook_handle : NULL;
+
+        if (hooked && fs_path_of(fs, in, NULL, path, sizeof(path)) != 0)
+            hooked = false;
+        if (hooked && fs->hooks.truncate_before != NULL)
+            fs->hooks.truncate_before(fs->hooks.arg, fh, path, size);
+        do {
+            rc = fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(proc, attr->st_size);
+        } while (rc != 0 && errno == EINTR);
+        rc = rc != 0 ? errno : 0;
+        if (hooked && fs->hooks.truncate_after != NULL)
+            fs->hooks.truncate_after(fs->hooks.arg, fh, path, size, rc);
+        if (rc != 0)
+            return rc;
+    }
+    if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+        if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+            ts[0].tv_nsec = UTIME_NOW;
+        else if (to_set & FUSE_SET_ATTR_ATIME)
+            ts[0] = attr->st_atim;
+        if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+            ts[1].tv_nsec = UTIME_NOW;
+        else if (to_set & FUSE_SET_ATTR_MTIME)
+            ts[1] = attr->st_mtim;
+        if (fd >= 0)
+            rc = futimens(fd, ts);
+        else
+            rc = utimensat(in->fd, "", ts, AT_EMPTY_PATH);
+        if (rc != 0)
+            return errno;
+    }
+    return 0;
+}
+
+struct setattr_job {
+    fuse_req_t req;
+    struct fs_inode *in;
+    struct stat attr;
+    int to_set;
+};
+
+static void fs_setattr_reply(fuse_req_t req, struct fs *fs, struct fs_inode *in,
+                             struct stat *attr, int to_set, struct fuse_file_info *fi)
+{
+    struct stat st;
+    int rc = fs_setattr_real(fs, in, attr, to_set, fi);
+
+    if (rc == 0) {
+        if (fi != NULL && fs_file_of(fi) != NULL && fs_file_of(fi)->fd >= 0)
+            rc = fstat(fs_file_of(fi)->fd, &st) == 0 ? 0 : errno;
+        else
+            rc = fs_stat_inode(fs, in, &st);
+    }
+    if (rc != 0)
+        fuse_reply_err(req, rc);
+    else
+        fuse_reply_attr(req, &st, FS_TIMEOUT_SECS);
+}
+
+static void fs_setattr_job(void *arg)
+{
+    struct setattr_job *j = arg;
+    struct fs *fs = fs_of(j->req);
+    int rc = fs_materialise(fs, j->in);
+
+    if (rc != 0)
+        fuse_reply_err(j->req, rc);
+    else
+        fs_setattr_reply(j->req, fs, j->in, &j->attr, j->to_set, NULL);
+    free(j);
+}
+
+void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                   struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *in = inode_of(fs->inodes, ino);
+
+    switch (__atomic_load_n(&in->kind, __ATOMIC_ACQUIRE)) {
+    case FS_INODE_REAL:
+        fs_setattr_reply(req, fs, in, attr, to_set, fi);
+        return;
+    case FS_INODE_VIRTUAL: {
+        struct setattr_job *j = calloc(1, sizeof(*j));
+        if (j == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        *j = (struct setattr_job){.req = req, .in = in, .attr = *attr, .to_set = to_set};
+        int rc = workers_submit(fs->workers, fs_setattr_job, j);
+        if (rc != 0) {
+            free(j);
+            fuse_reply_err(req, rc);
+        }
+        return;
+    }
+    case FS_INODE_STATUS_DIR:
+    case FS_INODE_STATUS_FILE:
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+}
+
+void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *in = inode_of(fs->inodes, ino);
+    char buf[FS_PATH_MAX + 1];
+
+    if (in->kind != FS_INODE_REAL) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    ssize_t n = readlinkat(in->fd, "", buf, sizeof(buf));
+    if (n < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    if ((size_t)n >= sizeof(buf)) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
+    buf[n] = '\0';
+    fuse_reply_readlink(req, buf);
+}
+
+/* Checks a parent for an entry-creating call; 0 or the errno to reply. */
+static int fs_check_parent(struct fs *fs, struct fs_inode *parent, const char *name)
+{
+    if (parent->kind == FS_INODE_STATUS_DIR)
+        return EPERM;
+    if (parent->kind != FS_INODE_REAL)
+        return ENOTDIR;
+    if (fs_name_is_reserved(fs, parent, name))
+        return EPERM;
+    return 0;
+}
+
+/* Shared tail of mknod/mkdir/symlink: owner, then the entry reply. */
+static void fs_reply_new_entry(fuse_req_t req, struct fs *fs, struct fs_inode *parent,
+                               const char *name, mode_t mode)
+{
+    struct fuse_entry_param e;
+    int rc = fs_chown_new(fs, req, parent, -1, name, mode);
+
+    if (rc != 0) {
+        int saved = rc;
+        if (S_ISDIR(mode))
+            unlinkat(parent->fd, name, AT_REMOVEDIR);
+        else
+            unlinkat(parent->fd, name, 0);
+        fuse_reply_err(req, saved);
+        return;
+    }
+    rc = fs_do_lookup(fs, parent, name, &e);
+    if (rc != 0)
+        fuse_reply_err(req, rc);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+void fs_op_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode, dev_t rdev)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
+    int rc = fs_check_parent(fs, parent, name);
+
+    if (rc != 0) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    mode &= ~fuse_req_ctx(req)->umask;
+    if (mknodat(parent->fd, name, mode, rdev) != 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    fs_reply_new_entry(req, fs, parent, name, mode);
+}
+
+void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
+    int rc = fs_check_parent(fs, parent, name);
+
+    if (rc != 0) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    mode = (mode & ~fuse_req_ctx(req)->umask) & 07777;
+    if (mkdirat(parent->fd, name, mode) != 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    fs_reply_new_entry(req, fs, parent, name, S_IFDIR | mode);
+}
+
+void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino, const char *name)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
+    int rc = fs_check_parent(fs, parent, name);
+
+    if (rc != 0) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    if (symlinkat(link, parent->fd, name) != 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    fs_reply_new_entry(req, fs, parent, name, S_IFLNK | 0777);
+}
+
+void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *in = inode_of(fs->inodes, ino);
+    struct fs_inode *newparent = inode_of(fs->inodes, newparent_ino);
+    struct fuse_entry_param e;
+    int rc = fs_check_parent(fs, newparent, newname);
+
+    if (rc == 0 && in->kind != FS_INODE_REAL)
+        rc = EPERM;
+    if (rc != 0) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    if (linkat(in->fd, "", newparent->fd, newname, AT_EMPTY_PATH) != 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    rc = fs_do_lookup(fs, newparent, newname, &e);
+    if (rc != 0)
+        fuse_reply_err(req, rc);
+    else
+        fuse_reply_entry(req, &e);
+}
+
+void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
+    int rc = fs_check_parent(fs, parent, name);
+
+    if (rc != 0) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    if (unlinkat(parent->fd, name, 0) != 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    if (fs->hooks.unlinked != NULL) {
+        char path[FS_PATH_MAX];
+        if (fs_path_of(fs, parent, name, path, sizeof(path)) == 0)
+            fs->hooks.unlinked(fs->hooks.arg, path);
+    }
+    fuse_reply_err(req, 0);
+}
+
+void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
+    int rc = fs_check_parent(fs, parent, name);
+
+    if (rc == 0 && unlinkat(parent->fd, name, AT_REMOVEDIR) != 0)
+        rc = errno;
+    fuse_reply_err(req, rc);
+}
+
+void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
+                  fuse_ino_t newparent_ino, const char *newname, unsigned int flags)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
+    struct fs_inode *newparent = inode_of(fs->inodes, newparent_ino);
+    int rc = fs_check_parent(fs, parent, name);
+
+    if (rc == 0)
+        rc = fs_check_parent(fs, newparent, newname);
+    if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0)
+        rc = EINVAL;
+    if (rc == 0 && renameat2(parent->fd, name, newparent->fd, newname, flags) != 0)
+        rc = errno;
+    if (rc == 0 && fs->hooks.renamed != NULL) {
+        char from[FS_PATH_MAX];
+        char to[FS_PATH_MAX];
+        if (fs_path_of(fs, parent, name, from, sizeof(from)) == 0 &&
+            fs_path_of(fs, newparent, newname, to, sizeof(to)) == 0)
+            fs->hooks.renamed(fs->hooks.arg, from, to, flags);
+    }
+    fuse_reply_err(req, rc);
+}
+
+void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *in = inode_of(fs->inodes, ino);
+    struct statvfs sv;
+    int fd = in->kind == FS_INODE_REAL ? in->fd : fs->backing_fd;
+
+    if (fstatvfs(fd, &sv) != 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    fuse_reply_statfs(req, &sv);
+}

@@ -1,0 +1,499 @@
+/* fs/ops_file.c - FUSE handlers for open files: open, create, read, write, flush, release,
+ * fsync, fallocate, lseek, plus the virtual status file. Open files are real backing fds
+ * (reopened from the inode's O_PATH fd via /proc/self/fd/N) with keep_cache and no direct_io;
+ * fsync runs on a worker and replies from there. The write path is pwrite + hooks + reply. */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "fs/flusher.h"
+
+#define FS_WAL_SUFFIX "-wal"
+
+static bool fs_path_is_wal(const char *path)
+{
+    size_t n = strlen(path);
+    size_t s = strlen(FS_WAL_SUFFIX);
+    return n > s && strcmp(path + n - s, FS_WAL_SUFFIX) == 0;
+}
+
+/* Flags for reopening a regular file of ours: the app's flags minus creation flags; O_TRUNC is
+ * kept only when no hook needs to see it; write-only opens become read-write when the
+ * replicator or the writeback cache needs to read. */
+static int fs_open_flags(struct fs *fs, int flags, bool is_reg, bool keep_trunc)
+{
+    int o = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+
+    if (!keep_trunc)
+        o &= ~O_TRUNC;
+    if (is_reg && (fs->has_hooks || fs->cfg->writeback) && (o & O_ACCMODE) == O_WRONLY)
+        o = (o & ~O_ACCMODE) | O_RDWR;
+    if (fs->cfg->writeback)
+        o &= ~O_APPEND; /* the kernel handles O_APPEND with the writeback cache */
+    return o | O_CLOEXEC;
+}
+
+static void fs_file_free(struct fs *fs, struct fs_file *f)
+{
+    if (f == NULL)
+        return;
+    if (f->hook_handle != NULL && fs->hooks.release != NULL)
+        fs->hooks.release(fs->hooks.arg, f->hook_handle);
+    if (f->flush_path != NULL) {
+        flusher_remove(fs->flusher, f->flush_path);
+        free(f->flush_path);
+    }
+    if (f->fd >= 0 && close(f->fd) != 0)
+        LOG_WARN("fs: close failed errno=%s", errno_name(errno));
+    buf_free(&f->status);
+    free(f);
+}
+
+/* After the backing open: hooks, O_TRUNC, flusher registration. Takes ownership of fd. */
+static struct fs_file *fs_file_new(fuse_req_t req, struct fs *fs, struct fs_inode *in, int fd,
+                                   int flags, bool trunc_pending, int *rc_out)
+{
+    struct fs_file *f = calloc(1, sizeof(*f));
+    char path[FS_PATH_MAX];
+    bool have_path = false;
+
+    *rc_out = 0;
+    if (f == NULL) {
+        close(fd);
+        *rc_out = ENOMEM;
+        return NULL;
+    }
+    f->fd = fd;
+    f->inode = in;
+    if (fs->has_hooks || fs->flusher != NULL)
+        have_path = fs_path_of(fs, in, NULL, path, sizeof(path)) == 0;
+    if (have_path && fs->hooks.file_open != NULL)
+        f->hook_handle = fs->hooks.file_open(fs->hooks.arg, path, fd, flags);
+    if (trunc_pending) {
+        int rc;
+        if (have_path && fs->hooks.truncate_before != NULL)
+            fs->hooks.truncate_before(fs->hooks.arg, f->hook_handle, path, 0);
+        do {
+            rc = ftruncate(fd, 0);
+        } while (rc != 0 && errno == EINTR);
+        rc = rc != 0 ? errno : 0;
+        if (have_path && fs->hooks.truncate_after != NULL)
+            fs->hooks.truncate_after(fs->hooks.arg, f->hook_handle, path, 0, rc);
+        if (rc != 0) {
+            fs_file_free(fs, f);
+            *rc_out = rc;
+            return NULL;
+        }
+    }
+    if (have_path && fs->flusher != NULL && fs_path_is_wal(path) &&
+        fuse_req_ctx(req)->pid != getpid()) {
+        f->flush_path = strdup(path);
+        if (f->flush_path != NULL)
+            flusher_add(fs->flusher, path);
+    }
+    return f;
+}
+
+static void fs_open_real(fuse_req_t req, struct fs *fs, struct fs_inode *in,
+                         struct fuse_file_info *fi)
+{
+    char proc[64];
+    bool is_reg = in->type == S_IFREG;
+    bool trunc_pending = (fi->flags & O_TRUNC) && fs->has_hooks;
+    int fd;
+    int rc;
+
+    fs_proc_path(in->fd, proc, sizeof(proc));
+    do {
+        fd = open(proc, fs_open_flags(fs, fi->flags, is_reg, !trunc_pending));
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    struct fs_file *f = fs_file_new(req, fs, in, fd, fi->flags, trunc_pending, &rc);
+    if (f == NULL) {
+        fuse_reply_err(req, rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)f;
+    fi->keep_cache = 1;
+    fi->direct_io = 0;
+    if (fuse_reply_open(req, fi) != 0)
+        fs_file_free(fs, f); /* interrupted: the kernel will not release it */
+}
+
+static void fs_open_status(fuse_req_t req, struct fs *fs, struct fuse_file_info *fi)
+{
+    struct fs_file *f;
+    int rc = 0;
+
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EACCES);
+        return;
+    }
+    f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    f->fd = -1;
+    f->inode = inode_status_file(fs->inodes);
+    buf_init(&f->status, FS_STATUS_MAX_BYTES);
+    if (fs->hooks.render_status != NULL)
+        rc = fs->hooks.render_status(fs->hooks.arg, &f->status);
+    else
+        rc = buf_appendf(&f->status, "{\"replication\":\"off\",\"databases\":[]}\n");
+    if (rc != 0) {
+        fs_file_free(fs, f);
+        fuse_reply_err(req, rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)f;
+    fi->direct_io = 1; /* size unknown to the kernel: always ask us */
+    fi->keep_cache = 0;
+    if (fuse_reply_open(req, fi) != 0)
+        fs_file_free(fs, f);
+}
+
+struct open_job {
+    fuse_req_t req;
+    struct fs_inode *in;
+    struct fuse_file_info fi;
+};
+
+static void fs_open_job(void *arg)
+{
+    struct open_job *j = arg;
+    struct fs *fs = fs_of(j->req);
+    int rc = fs_materialise(fs, j->in);
+
+    if (rc != 0)
+        fuse_reply_err(j->req, rc);
+    else
+        fs_open_real(j->req, fs, j->in, &j->fi);
+    free(j);
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *in = inode_of(fs->inodes, ino);
+
+    switch (__atomic_load_n(&in->kind, __ATOMIC_ACQUIRE)) {
+    case FS_INODE_REAL:
+        fs_open_real(req, fs, in, fi);
+        return;
+    case FS_INODE_STATUS_FILE:
+        fs_open_status(req, fs, fi);
+        return;
+    case FS_INODE_STATUS_DIR:
+        fuse_reply_err(req, EISDIR);
+        return;
+    case FS_INODE_VIRTUAL: {
+        struct open_job *j = malloc(sizeof(*j));
+        if (j == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        *j = (struct open_job){.req = req, .in = in, .fi = *fi};
+        int rc = workers_submit(fs->workers, fs_open_job, j);
+        if (rc != 0) {
+            free(j);
+            fuse_reply_err(req, rc);
+        }
+        return;
+    }
+    }
+}
+
+static void fs_do_create(fuse_req_t req, struct fs *fs, struct fs_inode *parent, const char *name,
+                         mode_t mode, struct fuse_file_info *fi)
+{
+    struct fuse_entry_param e;
+    bool trunc_pending = (fi->flags & O_TRUNC) && fs->has_hooks;
+    int oflags = fs_open_flags(fs, fi->flags, true, !trunc_pending);
+    bool created = true;
+    int fd;
+    int rc;
+
+    mode = (mode & ~fuse_req_ctx(req)->umask) & 07777;
+    do {
+        fd = openat(parent->fd, name, oflags | O_CREAT | O_EXCL | O_NOFOLLOW, mode);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0 && errno == EEXIST && !(fi->flags & O_EXCL)) {
+        created = false;
+        do {
+            fd = openat(parent->fd, name, oflags | O_NOFOLLOW);
+        } while (fd < 0 && errno == EINTR);
+    }
+    if (fd < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    if (created) {
+        rc = fs_chown_new(fs, req, parent, fd, name, S_IFREG | mode);
+        if (rc != 0) {
+            close(fd);
+            unlinkat(parent->fd, name, 0);
+            fuse_reply_err(req, rc);
+            return;
+        }
+    }
+    rc = fs_do_lookup(fs, parent, name, &e);
+    if (rc != 0) {
+        close(fd);
+        fuse_reply_err(req, rc);
+        return;
+    }
+    struct fs_inode *in = inode_of(fs->inodes, e.ino);
+    struct fs_file *f = fs_file_new(req, fs, in, fd, fi->flags | O_CREAT, trunc_pending, &rc);
+    if (f == NULL) {
+        inode_unref(fs->inodes, in, 1);
+        fuse_reply_err(req, rc);
+        return;
+    }
+    fi->fh = (uint64_t)(uintptr_t)f;
+    fi->keep_cache = 1;
+    fi->direct_io = 0;
+    if (fuse_reply_create(req, &e, fi) != 0) {
+        fs_file_free(fs, f);
+        inode_unref(fs->inodes, in, 1);
+    }
+}
+
+struct create_job {
+    fuse_req_t req;
+    struct fs_inode *parent;
+    mode_t mode;
+    struct fuse_file_info fi;
+    char path[FS_PATH_MAX];
+    char name[];
+};
+
+static void fs_create_job(void *arg)
+{
+    struct create_job *j = arg;
+    struct fs *fs = fs_of(j->req);
+    int rc = fs->hooks.materialise(fs->hooks.arg, j->path);
+
+    if (rc != 0)
+        fuse_reply_err(j->req, rc);
+    else
+        fs_do_create(j->req, fs, j->parent, j->name, j->mode, &j->fi);
+    free(j);
+}
+
+void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode,
+                  struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
+    char path[FS_PATH_MAX];
+    struct stat vst;
+
+    if (parent->kind == FS_INODE_STATUS_DIR || fs_name_is_reserved(fs, parent, name)) {
+        fuse_reply_err(req, EPERM);
+        return;
+    }
+    if (parent->kind != FS_INODE_REAL) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    /* A bucket-only database of that name: restore it first (or refuse O_EXCL). */
+    if (fs->hooks.lookup_virtual != NULL && fs->hooks.materialise != NULL &&
+        faccessat(parent->fd, name, F_OK, AT_SYMLINK_NOFOLLOW) != 0 &&
+        fs_path_of(fs, parent, name, path, sizeof(path)) == 0 &&
+        fs->hooks.lookup_virtual(fs->hooks.arg, path, &vst) == 0) {
+        if (fi->flags & O_EXCL) {
+            fuse_reply_err(req, EEXIST);
+            return;
+        }
+        size_t n = strlen(name);
+        struct create_job *j = calloc(1, sizeof(*j) + n + 1);
+        if (j == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        j->req = req;
+        j->parent = parent;
+        j->mode = mode;
+        j->fi = *fi;
+        memcpy(j->path, path, sizeof(path));
+        memcpy(j->name, name, n + 1);
+        int rc = workers_submit(fs->workers, fs_create_job, j);
+        if (rc != 0) {
+            free(j);
+            fuse_reply_err(req, rc);
+        }
+        return;
+    }
+    fs_do_create(req, fs, parent, name, mode, fi);
+}
+
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_file *f = fs_file_of(fi);
+
+    (void)ino;
+    if (f->fd < 0) { /* the status file */
+        size_t len = f->status.len;
+        size_t start = off < 0 ? len : (size_t)off < len ? (size_t)off : len;
+        size_t n = len - start < size ? len - start : size;
+        fuse_reply_buf(req, (const char *)f->status.data + start, n);
+        return;
+    }
+    if (size > fs->read_buf_size) {
+        char *nb = realloc(fs->read_buf, size);
+        if (nb == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        fs->read_buf = nb;
+        fs->read_buf_size = size;
+    }
+    ssize_t n;
+    do {
+        n = pread(f->fd, fs->read_buf, size, off);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        fuse_reply_err(req, errno);
+        return;
+    }
+    fuse_reply_buf(req, fs->read_buf, (size_t)n);
+}
+
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                 struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_file *f = fs_file_of(fi);
+    void *h = f->hook_handle;
+    ssize_t n;
+
+    (void)ino;
+    if (f->fd < 0) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    if (h != NULL && fs->hooks.write_before != NULL)
+        fs->hooks.write_before(fs->hooks.arg, h, (uint64_t)off, size);
+    do {
+        n = pwrite(f->fd, buf, size, off);
+    } while (n < 0 && errno == EINTR);
+    int saved = n < 0 ? errno : 0;
+    if (h != NULL && fs->hooks.write_after != NULL)
+        fs->hooks.write_after(fs->hooks.arg, h, (uint64_t)off, buf, size, n < 0 ? -saved : n);
+    if (n < 0)
+        fuse_reply_err(req, saved);
+    else
+        fuse_reply_write(req, (size_t)n);
+}
+
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0); /* locks are the kernel's; data is already in the backing file */
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    fs_file_free(fs_of(req), fs_file_of(fi));
+    fuse_reply_err(req, 0);
+}
+
+struct fsync_job {
+    fuse_req_t req;
+    struct fs_file *f;
+    bool datasync;
+};
+
+static void fs_fsync_job(void *arg)
+{
+    struct fsync_job *j = arg;
+    struct fs *fs = fs_of(j->req);
+    int rc;
+
+    do {
+        rc = j->datasync ? fdatasync(j->f->fd) : fsync(j->f->fd);
+    } while (rc != 0 && errno == EINTR);
+    rc = rc != 0 ? errno : 0;
+    if (rc == 0 && j->f->hook_handle != NULL && fs->hooks.fsync != NULL)
+        rc = fs->hooks.fsync(fs->hooks.arg, j->f->hook_handle, j->datasync);
+    fuse_reply_err(j->req, rc);
+    free(j);
+}
+
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_file *f = fs_file_of(fi);
+
+    (void)ino;
+    if (f->fd < 0) {
+        fuse_reply_err(req, 0);
+        return;
+    }
+    struct fsync_job *j = malloc(sizeof(*j));
+    if (j == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    *j = (struct fsync_job){.req = req, .f = f, .datasync = datasync != 0};
+    int rc = workers_submit(fs->workers, fs_fsync_job, j);
+    if (rc != 0) { /* no workers (shutting down): do it here */
+        fs_fsync_job(j);
+    }
+}
+
+void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                     struct fuse_file_info *fi)
+{
+    struct fs *fs = fs_of(req);
+    struct fs_file *f = fs_file_of(fi);
+    void *h = f->hook_handle;
+    int rc;
+
+    (void)ino;
+    if (f->fd < 0) {
+        fuse_reply_err(req, EBADF);
+        return;
+    }
+    if (h != NULL && fs->hooks.fallocate_before != NULL)
+        fs->hooks.fallocate_before(fs->hooks.arg, h, mode, (uint64_t)offset, (uint64_t)length);
+    do {
+        rc = fallocate(f->fd, mode, offset, length);
+    } while (rc != 0 && errno == EINTR);
+    rc = rc != 0 ? errno : 0;
+    if (h != NULL && fs->hooks.fallocate_after != NULL)
+        fs->hooks.fallocate_after(fs->hooks.arg, h, mode, (uint64_t)offset, (uint64_t)length, rc);
+    fuse_reply_err(req, rc);
+}
+
+void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                 struct fuse_file_info *fi)
+{
+    struct fs_file *f = fs_file_of(fi);
+
+    (void)ino;
+    if (f->fd < 0) {
+        fuse_reply_err(req, ENOSYS);
+        return;
+    }
+    off_t r = lseek(f->fd, off, whence);
+    if (r < 0)
+        fuse_reply_err(req, errno);
+    else
+        fuse_reply_lseek(req, r);
+}
