@@ -18,6 +18,8 @@
  *          [worker] hooks run on one of the daemon's worker threads and may block; several may
  *          run at once and at the same time as [loop] hooks, so the replicator locks its own state.
  *          [main] hooks run on the main thread while no request is being served.
+ *          Exception: an open/create/truncate of a virtual entry runs on a worker right after
+ *          its materialise, so file_open, truncate_* and release may then come from a worker.
  * Handles: file_open returns an opaque per-open handle (NULL: "not interesting", no further
  *          per-handle hooks except release(NULL) which is not called). The daemon stores it in
  *          its file handle and passes it to every later hook for that open; release is called
