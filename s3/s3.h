@@ -152,6 +152,7 @@ int s3_list_all(struct s3_client *c, const struct s3_list_opts *opts, s3_list_fn
 struct s3_stats {
     uint64_t n_requests, n_put, n_get, n_list, n_delete, n_head, n_retries, n_failures;
     uint64_t bytes_up, bytes_down;
+    uint64_t n_connects; /* new TCP/TLS connections (the rest reused keep-alive ones) */
 };
 void s3_client_stats(struct s3_client *c, struct s3_stats *out);
 
