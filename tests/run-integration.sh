@@ -7,6 +7,7 @@
 # final line "N passed, N failed". Exit 0 only if every test passed. With no PATTERN and no
 # tests it fails; a PATTERN that matches no test is reported and exits 0 (e.g. no torture
 # tests yet). Logs: build/test-results/<run>/<test>.log (BFS_RESULTS overrides the parent).
+# BFS_INTEGRATION_DIR runs the tests of another directory (default tests/integration).
 # Swift is stopped at exit, also on failure and Ctrl-C.
 set -euo pipefail
 
@@ -18,16 +19,17 @@ export BFS_ROOT BFS_BIN
 
 shopt -s nullglob
 TESTS=()
-for t in "$BFS_ROOT"/tests/integration/*.sh; do
+TESTDIR=${BFS_INTEGRATION_DIR:-$BFS_ROOT/tests/integration}
+for t in "$TESTDIR"/*.sh; do
     [[ -z $PATTERN || $(basename "$t") == *"$PATTERN"* ]] && TESTS+=("$t")
 done
 if ((${#TESTS[@]} == 0)); then
     if [[ -n $PATTERN ]]; then
-        echo "NOTE: no integration test in tests/integration/ matches '$PATTERN'; nothing run"
+        echo "NOTE: no integration test in $TESTDIR matches '$PATTERN'; nothing run"
         echo "0 passed, 0 failed"
         exit 0
     fi
-    echo "ERROR: no integration tests found in tests/integration/" >&2
+    echo "ERROR: no integration tests found in $TESTDIR" >&2
     echo "0 passed, 0 failed"
     exit 1
 fi
@@ -133,7 +135,7 @@ for t in "${TESTS[@]}"; do
     timeout --kill-after=15 "$limit" bash "$t" </dev/null >"$log" 2>&1 &
     CHILD=$!
     rc=0
-    wait "$CHILD" || rc=$?
+    wait "$CHILD" 2>/dev/null || rc=$? # 2>/dev/null: no "Killed" job notice
     CHILD=
     secs=$((SECONDS - start))
     if ((rc == 0)); then
@@ -142,8 +144,10 @@ for t in "${TESTS[@]}"; do
     else
         failed=$((failed + 1))
         FAILED_NAMES+=("$name")
-        if ((rc == 124 || rc == 137)); then
+        if ((rc == 124 || (rc == 137 && secs >= limit))); then
             echo "FAIL $name (timeout after ${limit}s)"
+        elif ((rc > 128)); then
+            echo "FAIL $name (killed by signal $((rc - 128)), ${secs}s)"
         else
             echo "FAIL $name (exit $rc, ${secs}s)"
         fi
