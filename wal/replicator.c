@@ -1,0 +1,2259 @@
+/* wal/replicator.c - the replication engine (contract in replicator.h).
+ *
+ * Staging layout (per database, <staging_dir>/db-<sha256(db_name)[0..16] hex>/, mode 0700):
+ *   name                  the db_name (informational)
+ *   state.0, state.1      persisted state (wal/replstate.h)
+ *   tombstone             pending tombstone upload (8 bytes, the layout encoding)
+ *   <gen>/.dep            pending .dep upload (16 bytes)
+ *   <gen>/.meta           pending .meta upload (12 bytes)
+ *   <gen>/<first>-<last>-<ts>.seg   a staged batch: raw WAL frames first..last, whole
+ *                         transactions; compressed at upload into <first>-<last>-<ts>.<ext>
+ *   <gen>/snap.cow        copy-on-write side file of a running snapshot
+ *   <gen>/db.<ext>        a finished compressed snapshot waiting for its upload
+ * Every pending object is a file, so a restart rebuilds the upload queue from the directory
+ * (oldest generation first; .dep, .meta, then batches by first frame).
+ *
+ * Threads: stager (cuts batches when due, persists state), uploaders (n_uploaders; one item
+ *   of one database at a time, in queue order per database), snapshotter (reads, compresses and
+ *   uploads snapshots). Hooks run on the caller's thread.
+ * Locks:   r->mu (db list, scheduling flags) -> db->stage_mu (copying frames out of the -wal,
+ *   replacing wal_fd) -> db->snap_mu (running snapshot pointer) -> db->mu (everything else of
+ *   the db). db->persist_mu only around state saves (taken with nothing else held but
+ *   stage_mu). No db->mu or r->mu is held across I/O except the short file writes of a new
+ *   generation. repl_db objects live until repl_free (pointers stay valid for the threads). */
+#include "wal/replicator.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "wal/decoder.h"
+#include "wal/layout.h"
+#include "wal/replstate.h"
+#include "wal/snapshot.h"
+#include "wal/walfmt.h"
+
+#define REPL_PATH_MAX 4096
+#define REPL_COPY_CHUNK (1024u * 1024u)
+#define REPL_SNAP_CHUNK (256u * 1024u)
+#define REPL_BACKOFF_MIN_MS 250u
+#define REPL_BACKOFF_MAX_MS 10000u
+#define REPL_IDLE_WAIT_MS 200u
+
+enum item_kind { ITEM_VERIFY, ITEM_TOMBSTONE, ITEM_DEP, ITEM_META, ITEM_SEG };
+
+struct item {
+    struct item *next;
+    enum item_kind kind;
+    struct gen_id gen;
+    uint32_t first, last; /* ITEM_SEG */
+    uint64_t ts;
+    uint64_t bytes;
+    uint64_t lsn_end;     /* db lsn after the last frame (0: from a previous run) */
+    int64_t commit_ms;    /* oldest commit in the batch */
+    bool has_expect;      /* ITEM_VERIFY: the generation we expect to be the bucket's newest */
+    struct gen_id expect;
+};
+
+struct hdrinfo {
+    uint32_t page_size, salt1, salt2, seed1, seed2;
+};
+
+struct repl_db {
+    struct repl_db *next; /* r->dbs, r->mu */
+    struct replicator *r;
+    int refs;             /* r->mu */
+    bool retired;         /* r->mu: unlinked / renamed away */
+    bool busy;            /* r->mu: an uploader works on the queue head */
+    int64_t retry_at_ms;  /* r->mu */
+    unsigned backoff_ms;  /* r->mu */
+
+    char *name, *db_path, *wal_path, *dir;
+
+    pthread_mutex_t stage_mu, snap_mu, mu, persist_mu;
+    pthread_cond_t cv; /* with mu: lsn_uploaded grew, snapshot finished */
+
+    /* Decoder and -wal fd: the hook caller's thread (serialised); wal_fd replaced under
+     * stage_mu and read by the stager under stage_mu. */
+    struct wal_decoder *dec;
+    int wal_fd;
+
+    /* Guarded by mu. */
+    bool has_gen, gen_open;
+    bool gen_has_dep;         /* gen's .dep was written */
+    struct gen_id gen;
+    char gen_str[GEN_ID_STR_LEN + 1];
+    struct hdrinfo gh;        /* header of gen */
+    bool has_parent_hint;     /* parent of the next generation (else: gen, when has_gen) */
+    struct gen_id parent_hint;
+    bool force_snapshot;
+    uint32_t committed, staged, uploaded;
+    uint32_t *cuts;           /* commit ends to cut batches at (batch_max_frames) */
+    size_t n_cuts, cap_cuts;
+    int64_t pending_since_ms; /* oldest unstaged commit, 0 = none */
+    bool urgent;              /* cut now (flush, durable fsync) */
+    uint64_t lsn_committed, lsn_staged, lsn_uploaded;
+    struct item *q_head, *q_tail;
+    uint64_t staged_bytes;
+    bool outage;
+    char last_error[512];
+    struct replstate st;      /* persisted fields mirror; snapshot bookkeeping lives here */
+    bool state_dirty;
+    bool journal_wal;         /* header bytes 18..19 == 2 or a WAL seen */
+    bool journal_known;
+    bool journal_warned;
+    int64_t last_commit_ms, last_upload_ms;
+    uint64_t n_generations, n_snapshots, n_batches;
+    /* snapshot bookkeeping (mu): snapshot thread works on it */
+    bool snap_running;        /* snap (below) is being read */
+    bool snap_upload;         /* a finished db.<ext> waits for upload */
+    struct gen_id snap_gen;
+    uint64_t snap_size;
+
+    /* Guarded by snap_mu: the running copy-on-write image. */
+    struct snapshot *snap;
+};
+
+struct replicator {
+    struct repl_conf conf;
+    char *staging_dir;
+    struct s3_client *s3;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;  /* uploaders */
+    pthread_cond_t stage_cv; /* stager */
+    pthread_cond_t snap_cv;  /* snapshotter */
+    struct repl_db *dbs;     /* mu */
+    bool stop;               /* mu */
+    bool started;
+    pthread_t stager, snapper;
+    pthread_t *uploaders;
+    unsigned n_uploaders;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void deadline_ts(int64_t at_ms, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(at_ms / 1000);
+    ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
+}
+
+static int path_join(char *out, size_t cap, const char *a, const char *b)
+{
+    int n = snprintf(out, cap, "%s/%s", a, b);
+    return (n < 0 || (size_t)n >= cap) ? ENAMETOOLONG : 0;
+}
+
+static int gen_path(const struct repl_db *db, const struct gen_id *g, const char *leaf, char *out,
+                    size_t cap)
+{
+    char gs[GEN_ID_STR_LEN + 1];
+    gen_id_format(g, gs);
+    int n = leaf ? snprintf(out, cap, "%s/%s/%s", db->dir, gs, leaf)
+                 : snprintf(out, cap, "%s/%s", db->dir, gs);
+    return (n < 0 || (size_t)n >= cap) ? ENAMETOOLONG : 0;
+}
+
+static void seg_name(uint32_t first, uint32_t last, uint64_t ts, char *out, size_t cap)
+{
+    snprintf(out, cap, "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".seg", first, last, ts);
+}
+
+static void db_set_error(struct repl_db *db, const struct err *e)
+{
+    /* mu held */
+    snprintf(db->last_error, sizeof(db->last_error), "%s", e->msg[0] ? e->msg : "error");
+}
+
+static void item_free_list(struct item *it)
+{
+    while (it) {
+        struct item *n = it->next;
+        free(it);
+        it = n;
+    }
+}
+
+static struct item *item_new(enum item_kind kind, const struct gen_id *g)
+{
+    struct item *it = calloc(1, sizeof(*it));
+    if (it) {
+        it->kind = kind;
+        if (g)
+            it->gen = *g;
+    }
+    return it;
+}
+
+static void q_push(struct repl_db *db, struct item *it)
+{
+    /* mu held */
+    it->next = NULL;
+    if (db->q_tail)
+        db->q_tail->next = it;
+    else
+        db->q_head = it;
+    db->q_tail = it;
+}
+
+static void q_push_front(struct repl_db *db, struct item *it)
+{
+    it->next = db->q_head;
+    db->q_head = it;
+    if (!db->q_tail)
+        db->q_tail = it;
+}
+
+static void wake_uploaders(struct replicator *r)
+{
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_broadcast(&r->work_cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ---- persisted state --------------------------------------------------------------------- */
+
+static void db_persist(struct repl_db *db)
+{
+    struct replstate st;
+    struct err e = {0};
+
+    pthread_mutex_lock(&db->persist_mu);
+    pthread_mutex_lock(&db->mu);
+    if (!db->state_dirty || db->dir == NULL) {
+        pthread_mutex_unlock(&db->mu);
+        pthread_mutex_unlock(&db->persist_mu);
+        return;
+    }
+    db->state_dirty = false;
+    db->st.has_gen = db->has_gen;
+    db->st.gen_open = db->gen_open;
+    if (db->has_gen) {
+        db->st.gen = db->gen;
+        db->st.page_size = db->gh.page_size;
+        db->st.salt1 = db->gh.salt1;
+        db->st.salt2 = db->gh.salt2;
+        db->st.seed1 = db->gh.seed1;
+        db->st.seed2 = db->gh.seed2;
+    }
+    db->st.uploaded = db->uploaded;
+    db->st.snap_pending = db->snap_running || db->snap_upload;
+    st = db->st;
+    pthread_mutex_unlock(&db->mu);
+    int rc = replstate_save(db->dir, &st, &e);
+    pthread_mutex_lock(&db->mu);
+    if (rc == 0) {
+        db->st.seq = st.seq;
+    } else {
+        db->state_dirty = true;
+        db_set_error(db, &e);
+        LOG_WARN("replicator: state save failed db=%s err=%s", db->name, e.msg);
+    }
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->persist_mu);
+}
+
+/* ---- generations ------------------------------------------------------------------------- */
+
+static int write_small(const char *path, const void *p, size_t len, struct err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ERR(err, errno, "replicator: create %s: %s", path, errno_name(errno));
+    int rc = fileio_write_all(fd, p, len);
+    close(fd);
+    if (rc)
+        return ERR(err, rc, "replicator: write %s: %s", path, errno_name(rc));
+    return 0;
+}
+
+/* Starts a snapshot of the db file as it is now for generation g. mu NOT held (takes snap_mu
+ * then mu). */
+static void snap_start(struct repl_db *db, const struct gen_id *g)
+{
+    char cow[REPL_PATH_MAX];
+    struct err e = {0};
+    struct stat sb;
+    uint64_t size = 0;
+
+    if (stat(db->db_path, &sb) == 0)
+        size = (uint64_t)sb.st_size;
+    pthread_mutex_lock(&db->snap_mu);
+    if (db->snap != NULL) { /* one at a time: the next generation will try again */
+        pthread_mutex_unlock(&db->snap_mu);
+        pthread_mutex_lock(&db->mu);
+        db->force_snapshot = true;
+        pthread_mutex_unlock(&db->mu);
+        return;
+    }
+    struct snapshot *s = NULL;
+    if (gen_path(db, g, "snap.cow", cow, sizeof(cow)) == 0)
+        s = snapshot_new(db->db_path, size, cow, &e);
+    db->snap = s;
+    pthread_mutex_lock(&db->mu);
+    if (s) {
+        db->snap_running = true;
+        db->snap_gen = *g;
+        db->snap_size = size;
+        db->st.chain_since_snap = 1;
+        db->st.wal_bytes_since_snap = 0;
+        db->st.snap_db_size = size;
+        db->force_snapshot = false;
+    } else {
+        db->force_snapshot = true;
+        db_set_error(db, &e);
+        LOG_WARN("snapshot: cannot start db=%s err=%s", db->name, e.msg);
+    }
+    db->state_dirty = true;
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->snap_mu);
+    if (s) {
+        pthread_mutex_lock(&db->r->mu);
+        pthread_cond_broadcast(&db->r->snap_cv);
+        pthread_mutex_unlock(&db->r->mu);
+    }
+}
+
+/* Begins a new generation fed by the WAL whose header is h. mu NOT held. force: snapshot. */
+static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *err)
+{
+    struct gen_id g;
+    struct timespec ts;
+    char path[REPL_PATH_MAX];
+    uint8_t meta[LAYOUT_META_BYTES], dep[LAYOUT_DEP_BYTES];
+    int rc;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rc = gen_id_new(&ts, &g, err);
+    if (rc)
+        return rc;
+    if ((rc = gen_path(db, &g, NULL, path, sizeof(path))) != 0)
+        return ERR(err, rc, "replicator: staging path too long");
+    if ((rc = fileio_mkdir_p(path, REPL_STATE_DIR_MODE, err)) != 0)
+        return rc;
+
+    pthread_mutex_lock(&db->mu);
+    bool has_parent = db->has_parent_hint || db->has_gen;
+    struct gen_id parent = db->has_parent_hint ? db->parent_hint : db->gen;
+    uint32_t max_gens = db->r->conf.snapshot_max_gens;
+    uint64_t pct = db->r->conf.snapshot_wal_pct;
+    bool want_snap = !has_parent || db->force_snapshot ||
+                     db->st.chain_since_snap + 1 >= max_gens ||
+                     db->st.wal_bytes_since_snap * 100 > db->st.snap_db_size * pct;
+    pthread_mutex_unlock(&db->mu);
+
+    struct item *idep = NULL, *imeta = item_new(ITEM_META, &g);
+    if (!imeta)
+        return ERR(err, ENOMEM, "replicator: out of memory");
+    if (has_parent) {
+        layout_dep_encode(&parent, dep);
+        gen_path(db, &g, ".dep", path, sizeof(path));
+        rc = write_small(path, dep, sizeof(dep), err);
+        idep = item_new(ITEM_DEP, &g);
+        if (!rc && !idep)
+            rc = ERR(err, ENOMEM, "replicator: out of memory");
+    }
+    struct gen_meta m = {.page_size = h->page_size, .cksum1 = h->seed1, .cksum2 = h->seed2};
+    layout_meta_encode(&m, meta);
+    gen_path(db, &g, ".meta", path, sizeof(path));
+    if (!rc)
+        rc = write_small(path, meta, sizeof(meta), err);
+    if (rc) {
+        free(idep);
+        free(imeta);
+        return rc;
+    }
+
+    pthread_mutex_lock(&db->mu);
+    db->has_gen = true;
+    db->gen_open = true;
+    db->gen = g;
+    gen_id_format(&g, db->gen_str);
+    db->gh = *h;
+    db->has_parent_hint = false;
+    db->gen_has_dep = has_parent;
+    db->committed = db->staged = db->uploaded = 0;
+    db->n_cuts = 0;
+    db->pending_since_ms = 0;
+    if (!want_snap)
+        db->st.chain_since_snap++;
+    db->n_generations++;
+    db->journal_wal = true;
+    db->journal_known = true;
+    if (idep)
+        q_push(db, idep);
+    q_push(db, imeta);
+    db->state_dirty = true;
+    char ps[GEN_ID_STR_LEN + 1] = "";
+    if (has_parent)
+        gen_id_format(&parent, ps);
+    pthread_mutex_unlock(&db->mu);
+    LOG_INFO("replicator: new generation db=%s gen=%s parent=%s snapshot=%s", db->name,
+             db->gen_str, has_parent ? ps : "none", want_snap ? "yes" : "no");
+    if (want_snap)
+        snap_start(db, &g);
+    return 0;
+}
+
+/* ---- staging ----------------------------------------------------------------------------- */
+
+/* Copies the next batch (up to the first cut, else everything committed) into a segment.
+ * stage_mu held. all: ignore the schedule (gate, flush). Returns 0 when nothing to do. */
+static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
+{
+    char path[REPL_PATH_MAX], tmp[REPL_PATH_MAX], name[80];
+    uint8_t *buf = NULL;
+    int fd = -1;
+    int rc = 0;
+
+    pthread_mutex_lock(&db->mu);
+    if (!db->gen_open || db->committed <= db->staged || db->wal_fd < 0) {
+        pthread_mutex_unlock(&db->mu);
+        return 0;
+    }
+    uint32_t from = db->staged + 1;
+    uint32_t to = db->committed;
+    bool used_cut = false;
+    while (db->n_cuts > 0 && db->cuts[0] < from) { /* stale */
+        memmove(db->cuts, db->cuts + 1, (db->n_cuts - 1) * sizeof(*db->cuts));
+        db->n_cuts--;
+    }
+    if (db->n_cuts > 0 && db->cuts[0] < to) {
+        to = db->cuts[0];
+        used_cut = true;
+    }
+    struct gen_id g = db->gen;
+    uint32_t ps = db->gh.page_size;
+    int wal_fd = db->wal_fd;
+    int64_t commit_ms = db->pending_since_ms;
+    pthread_mutex_unlock(&db->mu);
+
+    uint64_t ts = (uint64_t)time(NULL);
+    uint64_t off = wal_frame_offset(ps, from);
+    uint64_t len = (uint64_t)(to - from + 1) * wal_frame_size(ps);
+    seg_name(from, to, ts, name, sizeof(name));
+    if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
+        (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
+    buf = malloc(REPL_COPY_CHUNK);
+    if (!buf)
+        return ERR(err, ENOMEM, "replicator: out of memory");
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = ERR(err, errno, "replicator: create %s: %s", tmp, errno_name(errno));
+        goto out;
+    }
+    for (uint64_t done = 0; done < len;) {
+        size_t want = (size_t)(len - done < REPL_COPY_CHUNK ? len - done : REPL_COPY_CHUNK);
+        size_t got = 0;
+        rc = fileio_pread_full(wal_fd, buf, want, off + done, &got);
+        if (rc == 0 && got < want)
+            rc = EIO;
+        if (rc) {
+            ERR(err, rc, "replicator: read -wal frames %" PRIu32 "-%" PRIu32 " db=%s: %s", from,
+                to, db->name, rc == EIO ? "file shorter than committed frames" : errno_name(rc));
+            goto out;
+        }
+        rc = fileio_write_all(fd, buf, want);
+        if (rc) {
+            ERR(err, rc, "replicator: write %s: %s", tmp, errno_name(rc));
+            goto out;
+        }
+        done += want;
+    }
+    if (!sync_gate && fdatasync(fd) != 0) {
+        rc = ERR(err, errno, "replicator: fsync %s: %s", tmp, errno_name(errno));
+        goto out;
+    }
+    close(fd);
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        rc = ERR(err, errno, "replicator: rename %s: %s", path, errno_name(errno));
+        goto out;
+    }
+    struct item *it = item_new(ITEM_SEG, &g);
+    if (!it) {
+        rc = ERR(err, ENOMEM, "replicator: out of memory");
+        goto out;
+    }
+    it->first = from;
+    it->last = to;
+    it->ts = ts;
+    it->bytes = len;
+    it->commit_ms = commit_ms;
+    pthread_mutex_lock(&db->mu);
+    if (gen_id_eq(&g, &db->gen)) {
+        db->staged = to;
+        if (used_cut && db->n_cuts > 0) {
+            memmove(db->cuts, db->cuts + 1, (db->n_cuts - 1) * sizeof(*db->cuts));
+            db->n_cuts--;
+        }
+        if (db->committed <= db->staged)
+            db->pending_since_ms = 0;
+    }
+    db->lsn_staged += to - from + 1;
+    it->lsn_end = db->lsn_staged;
+    db->staged_bytes += len;
+    db->st.wal_bytes_since_snap += len;
+    q_push(db, it);
+    pthread_mutex_unlock(&db->mu);
+    wake_uploaders(db->r);
+    rc = 1;
+out:
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    }
+    free(buf);
+    return rc;
+}
+
+/* Stages everything committed now (stage_mu taken here). For the hot-path gate. */
+static void stage_all(struct repl_db *db, bool sync_gate)
+{
+    struct err e = {0};
+    pthread_mutex_lock(&db->stage_mu);
+    int rc;
+    do {
+        rc = stage_batch(db, sync_gate, &e);
+    } while (rc == 1);
+    pthread_mutex_unlock(&db->stage_mu);
+    if (rc != 0) {
+        pthread_mutex_lock(&db->mu);
+        db_set_error(db, &e);
+        pthread_mutex_unlock(&db->mu);
+        LOG_ERR("replicator: staging failed db=%s err=%s", db->name, e.msg);
+    }
+}
+
+/* ---- decoder callbacks ------------------------------------------------------------------- */
+
+static int dec_read(void *arg, uint64_t off, void *buf, size_t len, size_t *got_out,
+                    struct err *err)
+{
+    struct repl_db *db = arg;
+    int rc = fileio_pread_full(db->wal_fd, buf, len, off, got_out);
+    if (rc)
+        return ERR(err, rc, "replicator: read %s: %s", db->wal_path, errno_name(rc));
+    return 0;
+}
+
+static bool hdr_matches(const struct hdrinfo *a, const struct hdrinfo *b)
+{
+    return a->page_size == b->page_size && a->salt1 == b->salt1 && a->salt2 == b->salt2 &&
+           a->seed1 == b->seed1 && a->seed2 == b->seed2;
+}
+
+static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err)
+{
+    struct repl_db *db = arg;
+    struct hdrinfo hi = {h->page_size, h->salt1, h->salt2, h->cksum1, h->cksum2};
+    (void)err;
+    pthread_mutex_lock(&db->mu);
+    db->journal_wal = true;
+    db->journal_known = true;
+    if (db->gen_open && !hdr_matches(&hi, &db->gh)) {
+        /* The old WAL is gone: its generation is complete (the gate staged it). */
+        db->gen_open = false;
+        db->n_cuts = 0;
+        db->state_dirty = true;
+    }
+    pthread_mutex_unlock(&db->mu);
+    return 0;
+}
+
+static int dec_on_truncate(void *arg, uint64_t size, struct err *err)
+{
+    struct repl_db *db = arg;
+    (void)size;
+    (void)err;
+    pthread_mutex_lock(&db->mu);
+    if (db->gen_open) {
+        db->gen_open = false;
+        db->n_cuts = 0;
+        db->state_dirty = true;
+    }
+    pthread_mutex_unlock(&db->mu);
+    return 0;
+}
+
+static int push_cut(struct repl_db *db, uint32_t frame)
+{
+    if (db->n_cuts == db->cap_cuts) {
+        size_t cap = db->cap_cuts ? db->cap_cuts * 2 : 8;
+        uint32_t *p = realloc(db->cuts, cap * sizeof(*p));
+        if (!p)
+            return ENOMEM;
+        db->cuts = p;
+        db->cap_cuts = cap;
+    }
+    db->cuts[db->n_cuts++] = frame;
+    return 0;
+}
+
+static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
+{
+    struct repl_db *db = arg;
+    struct hdrinfo hi = {c->page_size, c->salt1, c->salt2, c->seed1, c->seed2};
+
+    pthread_mutex_lock(&db->mu);
+    bool open = db->gen_open;
+    pthread_mutex_unlock(&db->mu);
+    if (!open) {
+        int rc = gen_begin(db, &hi, err);
+        if (rc) {
+            pthread_mutex_lock(&db->mu);
+            db_set_error(db, err);
+            pthread_mutex_unlock(&db->mu);
+            LOG_ERR("replicator: cannot start generation db=%s err=%s", db->name, err->msg);
+            return rc;
+        }
+    }
+    int64_t t = now_ms();
+    bool signal = false;
+    pthread_mutex_lock(&db->mu);
+    db->last_commit_ms = t;
+    if (c->last <= db->staged) { /* resumed: already staged in a previous run */
+        if (c->last > db->committed)
+            db->committed = c->last;
+        pthread_mutex_unlock(&db->mu);
+        return 0;
+    }
+    uint32_t max = db->r->conf.batch_max_frames ? db->r->conf.batch_max_frames : 1;
+    uint32_t base = db->n_cuts ? db->cuts[db->n_cuts - 1] : db->staged;
+    if (c->last - base >= max) {
+        if (db->committed > base && c->last - base > max)
+            push_cut(db, db->committed);
+        base = db->n_cuts ? db->cuts[db->n_cuts - 1] : db->staged;
+        if (c->last - base >= max)
+            push_cut(db, c->last);
+        signal = true;
+    }
+    db->lsn_committed += c->last - (c->first > db->committed ? c->first : db->committed + 1) + 1;
+    db->committed = c->last;
+    if (db->pending_since_ms == 0) {
+        db->pending_since_ms = t;
+        signal = true;
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (signal) {
+        pthread_mutex_lock(&db->r->mu);
+        pthread_cond_signal(&db->r->stage_cv);
+        pthread_mutex_unlock(&db->r->mu);
+    }
+    return 0;
+}
+
+static const struct wal_decoder_ops dec_ops = {
+    .read = dec_read,
+    .on_commit = dec_on_commit,
+    .on_restart = dec_on_restart,
+    .on_truncate = dec_on_truncate,
+};
+
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
+void repl_conf_init(struct repl_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->batch_interval_ms = REPL_DEFAULT_BATCH_INTERVAL_MS;
+    c->batch_max_frames = REPL_DEFAULT_BATCH_MAX_FRAMES;
+    c->compression = COMP_ZSTD;
+    c->durable_timeout_ms = REPL_DEFAULT_DURABLE_TIMEOUT_MS;
+    c->snapshot_max_gens = REPL_DEFAULT_SNAPSHOT_MAX_GENS;
+    c->snapshot_wal_pct = REPL_DEFAULT_SNAPSHOT_WAL_PCT;
+    c->n_uploaders = REPL_DEFAULT_UPLOADERS;
+}
+
+struct replicator *repl_new(const struct repl_conf *conf, struct s3_client *s3, struct err *err)
+{
+    if (!conf->staging_dir || !s3) {
+        ERR(err, EINVAL, "replicator: staging_dir and an S3 client are required");
+        return NULL;
+    }
+    if (conf->compression == COMP_AUTO) {
+        ERR(err, EINVAL, "replicator: compression must be zstd, gz or raw");
+        return NULL;
+    }
+    struct replicator *r = calloc(1, sizeof(*r));
+    if (!r) {
+        ERR(err, ENOMEM, "replicator: out of memory");
+        return NULL;
+    }
+    r->conf = *conf;
+    r->staging_dir = strdup(conf->staging_dir);
+    r->conf.staging_dir = r->staging_dir;
+    if (r->conf.batch_interval_ms == 0)
+        r->conf.batch_interval_ms = 1;
+    if (r->conf.n_uploaders == 0)
+        r->conf.n_uploaders = 1;
+    if (r->conf.snapshot_max_gens == 0)
+        r->conf.snapshot_max_gens = REPL_DEFAULT_SNAPSHOT_MAX_GENS;
+    r->s3 = s3;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->work_cv, NULL);
+    pthread_cond_init(&r->stage_cv, NULL);
+    pthread_cond_init(&r->snap_cv, NULL);
+    if (!r->staging_dir ||
+        fileio_mkdir_p(r->staging_dir, REPL_STATE_DIR_MODE, err) != 0) {
+        if (!r->staging_dir)
+            ERR(err, ENOMEM, "replicator: out of memory");
+        repl_free(r);
+        return NULL;
+    }
+    chmod(r->staging_dir, REPL_STATE_DIR_MODE);
+    return r;
+}
+
+static void *stager_main(void *arg);
+static void *uploader_main(void *arg);
+static void *snapper_main(void *arg);
+
+int repl_start(struct replicator *r, struct err *err)
+{
+    if (r->started)
+        return 0;
+    r->uploaders = calloc(r->conf.n_uploaders, sizeof(pthread_t));
+    if (!r->uploaders)
+        return ERR(err, ENOMEM, "replicator: out of memory");
+    int rc = pthread_create(&r->stager, NULL, stager_main, r);
+    if (rc)
+        return ERR(err, rc, "replicator: start stager thread: %s", errno_name(rc));
+    rc = pthread_create(&r->snapper, NULL, snapper_main, r);
+    if (rc) {
+        pthread_mutex_lock(&r->mu);
+        r->stop = true;
+        pthread_cond_broadcast(&r->stage_cv);
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->stager, NULL);
+        return ERR(err, rc, "replicator: start snapshot thread: %s", errno_name(rc));
+    }
+    r->started = true;
+    for (unsigned i = 0; i < r->conf.n_uploaders; i++) {
+        rc = pthread_create(&r->uploaders[i], NULL, uploader_main, r);
+        if (rc) {
+            ERR(err, rc, "replicator: start upload thread: %s", errno_name(rc));
+            break;
+        }
+        r->n_uploaders++;
+    }
+    return r->n_uploaders > 0 ? 0 : rc;
+}
+
+static void db_free(struct repl_db *db)
+{
+    pthread_mutex_lock(&db->snap_mu);
+    snapshot_free(db->snap);
+    db->snap = NULL;
+    pthread_mutex_unlock(&db->snap_mu);
+    wal_decoder_free(db->dec);
+    if (db->wal_fd >= 0)
+        close(db->wal_fd);
+    item_free_list(db->q_head);
+    free(db->cuts);
+    free(db->name);
+    free(db->db_path);
+    free(db->wal_path);
+    free(db->dir);
+    pthread_mutex_destroy(&db->stage_mu);
+    pthread_mutex_destroy(&db->snap_mu);
+    pthread_mutex_destroy(&db->mu);
+    pthread_mutex_destroy(&db->persist_mu);
+    pthread_cond_destroy(&db->cv);
+    free(db);
+}
+
+void repl_free(struct replicator *r)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_broadcast(&r->work_cv);
+    pthread_cond_broadcast(&r->stage_cv);
+    pthread_cond_broadcast(&r->snap_cv);
+    pthread_mutex_unlock(&r->mu);
+    if (r->started) {
+        pthread_join(r->stager, NULL);
+        pthread_join(r->snapper, NULL);
+        for (unsigned i = 0; i < r->n_uploaders; i++)
+            pthread_join(r->uploaders[i], NULL);
+    }
+    free(r->uploaders);
+    struct repl_db *db = r->dbs;
+    while (db) {
+        struct repl_db *n = db->next;
+        db_persist(db);
+        db_free(db);
+        db = n;
+    }
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->work_cv);
+    pthread_cond_destroy(&r->stage_cv);
+    pthread_cond_destroy(&r->snap_cv);
+    free(r->staging_dir);
+    free(r);
+}
+
+/* ---- open: state, queue rebuild, WAL scan ------------------------------------------------- */
+
+static int db_dir_for(struct replicator *r, const char *name, char **out)
+{
+    uint8_t h[SHA256_DIGEST_LENGTH];
+    char hex[33];
+    SHA256((const uint8_t *)name, strlen(name), h);
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    size_t n = strlen(r->staging_dir) + 40;
+    *out = malloc(n);
+    if (!*out)
+        return ENOMEM;
+    snprintf(*out, n, "%s/db-%s", r->staging_dir, hex);
+    return 0;
+}
+
+static int cmp_gen_oldest_first(const void *a, const void *b)
+{
+    /* gen_id_cmp < 0 when a is newer: oldest first means reverse. */
+    return -gen_id_cmp((const struct gen_id *)a, (const struct gen_id *)b);
+}
+
+static int cmp_item_first(const void *a, const void *b)
+{
+    const struct item *x = *(struct item *const *)a, *y = *(struct item *const *)b;
+    return x->first < y->first ? -1 : x->first > y->first;
+}
+
+/* Rebuilds the upload queue from the staging directory (mu not needed: db not shared yet).
+ * *max_seg_out: highest staged frame of generation cur (0 if none). */
+static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool has_cur,
+                            uint32_t *max_seg_out, bool *snap_file_out, struct err *err)
+{
+    DIR *d = opendir(db->dir);
+    struct gen_id *gens = NULL;
+    size_t n_gens = 0, cap = 0;
+    int rc = 0;
+
+    *max_seg_out = 0;
+    *snap_file_out = false;
+    if (!d)
+        return ERR(err, errno, "replicator: open %s: %s", db->dir, errno_name(errno));
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct gen_id g;
+        if (strcmp(de->d_name, "tombstone") == 0) {
+            struct item *it = item_new(ITEM_TOMBSTONE, NULL);
+            if (it)
+                q_push(db, it);
+            continue;
+        }
+        if (strlen(de->d_name) != GEN_ID_STR_LEN ||
+            gen_id_parse(de->d_name, GEN_ID_STR_LEN, &g, NULL) != 0)
+            continue;
+        if (n_gens == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct gen_id *p = realloc(gens, cap * sizeof(*p));
+            if (!p) {
+                rc = ERR(err, ENOMEM, "replicator: out of memory");
+                goto out;
+            }
+            gens = p;
+        }
+        gens[n_gens++] = g;
+    }
+    qsort(gens, n_gens, sizeof(*gens), cmp_gen_oldest_first);
+    for (size_t i = 0; i < n_gens; i++) {
+        char gdir[REPL_PATH_MAX];
+        gen_path(db, &gens[i], NULL, gdir, sizeof(gdir));
+        DIR *gd = opendir(gdir);
+        if (!gd)
+            continue;
+        bool has_dep = false, has_meta = false, any = false;
+        struct item **segs = NULL;
+        size_t n_segs = 0, cap_segs = 0;
+        while ((de = readdir(gd)) != NULL) {
+            const char *nm = de->d_name;
+            size_t l = strlen(nm);
+            if (strcmp(nm, ".dep") == 0) {
+                has_dep = any = true;
+            } else if (strcmp(nm, ".meta") == 0) {
+                has_meta = any = true;
+            } else if (l > 4 && strcmp(nm + l - 4, ".tmp") == 0) {
+                char p[REPL_PATH_MAX];
+                if (path_join(p, sizeof(p), gdir, nm) == 0)
+                    unlink(p);
+            } else if (strcmp(nm, "snap.cow") == 0) {
+                char p[REPL_PATH_MAX];
+                if (path_join(p, sizeof(p), gdir, nm) == 0)
+                    unlink(p);
+            } else if (strncmp(nm, "db.", 3) == 0) {
+                enum compression c;
+                if (layout_snapshot_parse(nm, &c) == 0) {
+                    *snap_file_out = true;
+                    db->snap_upload = true;
+                    db->snap_gen = gens[i];
+                    any = true;
+                }
+            } else if (l > 4 && strcmp(nm + l - 4, ".seg") == 0) {
+                unsigned f = 0, la = 0;
+                unsigned long long ts = 0;
+                if (sscanf(nm, "%u-%u-%llu.seg", &f, &la, &ts) != 3 || f == 0 || la < f)
+                    continue;
+                struct item *it = item_new(ITEM_SEG, &gens[i]);
+                if (!it)
+                    continue;
+                it->first = f;
+                it->last = la;
+                it->ts = ts;
+                char p[REPL_PATH_MAX];
+                struct stat sb;
+                if (path_join(p, sizeof(p), gdir, nm) == 0 && stat(p, &sb) == 0)
+                    it->bytes = (uint64_t)sb.st_size;
+                if (n_segs == cap_segs) {
+                    cap_segs = cap_segs ? cap_segs * 2 : 16;
+                    struct item **np = realloc(segs, cap_segs * sizeof(*np));
+                    if (!np) {
+                        free(it);
+                        continue;
+                    }
+                    segs = np;
+                }
+                segs[n_segs++] = it;
+                any = true;
+            }
+        }
+        closedir(gd);
+        if (has_dep) {
+            struct item *it = item_new(ITEM_DEP, &gens[i]);
+            if (it)
+                q_push(db, it);
+        }
+        if (has_meta) {
+            struct item *it = item_new(ITEM_META, &gens[i]);
+            if (it)
+                q_push(db, it);
+        }
+        qsort(segs, n_segs, sizeof(*segs), cmp_item_first);
+        for (size_t k = 0; k < n_segs; k++) {
+            db->staged_bytes += segs[k]->bytes;
+            if (has_cur && gen_id_eq(&gens[i], cur) && segs[k]->last > *max_seg_out)
+                *max_seg_out = segs[k]->last;
+            q_push(db, segs[k]);
+        }
+        free(segs);
+        if (!any && !(has_cur && gen_id_eq(&gens[i], cur)))
+            rmdir(gdir);
+    }
+out:
+    closedir(d);
+    free(gens);
+    return rc;
+}
+
+static void db_detect_journal(struct repl_db *db)
+{
+    uint8_t h[20];
+    size_t got = 0;
+    int fd = open(db->db_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fileio_pread_full(fd, h, sizeof(h), 0, &got) == 0 && got == sizeof(h) &&
+        memcmp(h, "SQLite format 3", 16) == 0) {
+        pthread_mutex_lock(&db->mu);
+        db->journal_known = true;
+        if (h[18] == 2 && h[19] == 2)
+            db->journal_wal = true;
+        else if (!db->has_gen && db->wal_fd < 0)
+            db->journal_wal = false;
+        bool warn = !db->journal_wal && !db->journal_warned;
+        if (warn)
+            db->journal_warned = true;
+        pthread_mutex_unlock(&db->mu);
+        if (warn)
+            LOG_WARN("replicator: database is in rollback-journal mode and NOT replicated "
+                     "db=%s (use PRAGMA journal_mode=WAL)",
+                     db->name);
+    }
+    close(fd);
+}
+
+static int wal_open_fd(const char *path)
+{
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static struct repl_db *db_alloc(struct replicator *r, const char *db_name, const char *db_path,
+                                const char *wal_path, struct err *err)
+{
+    struct repl_db *db = calloc(1, sizeof(*db));
+    if (!db) {
+        ERR(err, ENOMEM, "replicator: out of memory");
+        return NULL;
+    }
+    db->r = r;
+    db->refs = 1;
+    db->wal_fd = -1;
+    pthread_mutex_init(&db->stage_mu, NULL);
+    pthread_mutex_init(&db->snap_mu, NULL);
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_mutex_init(&db->persist_mu, NULL);
+    pthread_cond_init(&db->cv, NULL);
+    db->name = strdup(db_name);
+    db->db_path = strdup(db_path);
+    db->wal_path = strdup(wal_path);
+    if (!db->name || !db->db_path || !db->wal_path || db_dir_for(r, db_name, &db->dir) != 0) {
+        ERR(err, ENOMEM, "replicator: out of memory");
+        db_free(db);
+        return NULL;
+    }
+    return db;
+}
+
+/* Loads state, rebuilds the queue, scans the -wal. db is private to the caller. */
+static int db_load(struct repl_db *db, bool fresh, struct err *err)
+{
+    struct replstate st;
+    bool torn = false, have_state = false;
+    int rc;
+    char path[REPL_PATH_MAX];
+
+    if ((rc = fileio_mkdir_p(db->dir, REPL_STATE_DIR_MODE, err)) != 0)
+        return rc;
+    if (path_join(path, sizeof(path), db->dir, "name") == 0 && access(path, F_OK) != 0)
+        write_small(path, db->name, strlen(db->name), NULL);
+    memset(&st, 0, sizeof(st));
+    if (!fresh) {
+        struct err le = {0};
+        have_state = replstate_load(db->dir, &st, &torn, &le) == 0;
+        if (torn)
+            LOG_WARN("replicator: damaged state slot detected and skipped db=%s dir=%s "
+                     "(using %s)",
+                     db->name, db->dir, have_state ? "the other slot" : "no state");
+    }
+    db->st = st;
+    uint32_t max_seg = 0;
+    bool snap_file = false;
+    if ((rc = db_rebuild_queue(db, &st.gen, have_state && st.has_gen, &max_seg, &snap_file,
+                               err)) != 0)
+        return rc;
+
+    /* The -wal as it is now. */
+    struct hdrinfo wh = {0};
+    bool wal_hdr = false;
+    uint64_t wal_size = 0;
+    db->wal_fd = wal_open_fd(db->wal_path);
+    if (db->wal_fd >= 0) {
+        uint8_t h[WAL_HEADER_BYTES];
+        size_t got = 0;
+        struct wal_header hd;
+        struct stat sb;
+        if (fstat(db->wal_fd, &sb) == 0)
+            wal_size = (uint64_t)sb.st_size;
+        if (fileio_pread_full(db->wal_fd, h, sizeof(h), 0, &got) == 0 && got == sizeof(h) &&
+            wal_header_parse(h, &hd, NULL) == 0) {
+            wal_hdr = true;
+            wh = (struct hdrinfo){hd.page_size, hd.salt1, hd.salt2, hd.cksum1, hd.cksum2};
+        }
+    }
+    struct hdrinfo sh = {st.page_size, st.salt1, st.salt2, st.seed1, st.seed2};
+    bool snap_lost = st.snap_pending && !snap_file;
+    bool resume = have_state && st.has_gen && st.gen_open && wal_hdr && hdr_matches(&wh, &sh) &&
+                  !snap_lost;
+    if (resume) {
+        db->has_gen = true;
+        db->gen_open = true;
+        db->gen = st.gen;
+        gen_id_format(&st.gen, db->gen_str);
+        db->gh = sh;
+        db->uploaded = st.uploaded;
+        db->staged = max_seg > st.uploaded ? max_seg : st.uploaded;
+        db->committed = db->staged;
+        LOG_INFO("replicator: resuming db=%s gen=%s uploaded=%" PRIu32 " staged=%" PRIu32,
+                 db->name, db->gen_str, db->uploaded, db->staged);
+    } else if (have_state && st.has_gen) {
+        db->has_parent_hint = true;
+        db->parent_hint = st.gen;
+        db->force_snapshot = snap_lost;
+        if (snap_lost)
+            LOG_WARN("replicator: snapshot of the last run was not finished db=%s: a new "
+                     "generation with a snapshot starts",
+                     db->name);
+    }
+    struct item *v = item_new(ITEM_VERIFY, NULL);
+    if (!v)
+        return ERR(err, ENOMEM, "replicator: out of memory");
+    v->has_expect = have_state && st.has_gen;
+    v->expect = st.gen;
+    q_push_front(db, v);
+
+    db->dec = wal_decoder_new(&dec_ops, db, err);
+    if (!db->dec)
+        return err ? err->code : ENOMEM;
+    if (db->wal_fd >= 0 && wal_hdr) {
+        struct err se = {0};
+        rc = wal_decoder_scan(db->dec, wal_size, &se);
+        if (rc) {
+            db_set_error(db, &se);
+            LOG_WARN("replicator: scanning %s failed db=%s err=%s", db->wal_path, db->name,
+                     se.msg);
+        }
+    }
+    db_detect_journal(db);
+    return 0;
+}
+
+struct repl_db *repl_db_open(struct replicator *r, const char *db_name, const char *db_path,
+                             const char *wal_path, struct err *err)
+{
+    if (!layout_db_name_valid(db_name)) {
+        ERR(err, EINVAL, "replicator: invalid db_name '%s'", db_name);
+        return NULL;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (struct repl_db *d = r->dbs; d; d = d->next) {
+        if (!d->retired && strcmp(d->name, db_name) == 0) {
+            d->refs++;
+            pthread_mutex_unlock(&r->mu);
+            return d;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    struct repl_db *db = db_alloc(r, db_name, db_path, wal_path, err);
+    if (!db)
+        return NULL;
+    if (db_load(db, false, err) != 0) {
+        db_free(db);
+        return NULL;
+    }
+    pthread_mutex_lock(&r->mu);
+    for (struct repl_db *d = r->dbs; d; d = d->next) { /* lost a race with another opener */
+        if (!d->retired && strcmp(d->name, db_name) == 0) {
+            d->refs++;
+            pthread_mutex_unlock(&r->mu);
+            db_free(db);
+            return d;
+        }
+    }
+    db->next = r->dbs;
+    r->dbs = db;
+    pthread_cond_broadcast(&r->work_cv);
+    pthread_cond_broadcast(&r->stage_cv);
+    pthread_cond_broadcast(&r->snap_cv);
+    pthread_mutex_unlock(&r->mu);
+    return db;
+}
+
+void repl_db_close(struct repl_db *db)
+{
+    if (!db)
+        return;
+    pthread_mutex_lock(&db->r->mu);
+    if (db->refs > 0)
+        db->refs--;
+    pthread_mutex_unlock(&db->r->mu);
+}
+
+/* ---- hot path ---------------------------------------------------------------------------- */
+
+void repl_wal_before_write(struct repl_db *db, uint64_t off, size_t len)
+{
+    (void)len;
+    pthread_mutex_lock(&db->mu);
+    bool need = db->gen_open && db->committed > db->staged &&
+                off < wal_frame_offset(db->gh.page_size, db->committed + 1);
+    pthread_mutex_unlock(&db->mu);
+    if (need)
+        stage_all(db, true);
+}
+
+static void wal_feed_error(struct repl_db *db, struct err *e)
+{
+    pthread_mutex_lock(&db->mu);
+    db_set_error(db, e);
+    pthread_mutex_unlock(&db->mu);
+    LOG_ERR("replicator: decoding %s failed db=%s err=%s", db->wal_path, db->name, e->msg);
+}
+
+/* The -wal at wal_path may be a new file (deleted and re-created): use it. */
+static void wal_refresh_fd(struct repl_db *db)
+{
+    struct stat a, b;
+    bool same = db->wal_fd >= 0 && fstat(db->wal_fd, &a) == 0 && stat(db->wal_path, &b) == 0 &&
+                a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+    if (same)
+        return;
+    int fd = wal_open_fd(db->wal_path);
+    if (fd < 0)
+        return;
+    pthread_mutex_lock(&db->stage_mu);
+    pthread_mutex_lock(&db->mu);
+    int old = db->wal_fd;
+    db->wal_fd = fd;
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->stage_mu);
+    if (old >= 0)
+        close(old);
+}
+
+void repl_wal_after_write(struct repl_db *db, uint64_t off, const void *buf, size_t len)
+{
+    struct err e = {0};
+    if (off == 0 || db->wal_fd < 0)
+        wal_refresh_fd(db);
+    if (db->wal_fd < 0)
+        return;
+    if (wal_decoder_wrote(db->dec, off, buf, len, &e) != 0)
+        wal_feed_error(db, &e);
+}
+
+void repl_wal_before_truncate(struct repl_db *db, uint64_t size)
+{
+    pthread_mutex_lock(&db->mu);
+    bool need = db->gen_open && db->committed > db->staged &&
+                size < wal_frame_offset(db->gh.page_size, db->committed + 1);
+    pthread_mutex_unlock(&db->mu);
+    if (need)
+        stage_all(db, true);
+}
+
+void repl_wal_after_truncate(struct repl_db *db, uint64_t size)
+{
+    struct err e = {0};
+    if (db->wal_fd < 0)
+        wal_refresh_fd(db);
+    if (db->wal_fd < 0)
+        return;
+    if (wal_decoder_truncated(db->dec, size, &e) != 0)
+        wal_feed_error(db, &e);
+}
+
+void repl_wal_unlinked(struct repl_db *db)
+{
+    stage_all(db, true);
+    struct err e = {0};
+    pthread_mutex_lock(&db->stage_mu);
+    pthread_mutex_lock(&db->mu);
+    int fd = db->wal_fd;
+    db->wal_fd = -1;
+    if (db->gen_open) {
+        db->gen_open = false;
+        db->n_cuts = 0;
+        db->state_dirty = true;
+    }
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->stage_mu);
+    if (fd >= 0)
+        close(fd);
+    wal_decoder_truncated(db->dec, 0, &e); /* forget the header */
+}
+
+int repl_wal_fsync(struct repl_db *db)
+{
+    struct replicator *r = db->r;
+    if (!r->conf.durable)
+        return 0;
+    int64_t deadline = now_ms() + r->conf.durable_timeout_ms;
+    pthread_mutex_lock(&db->mu);
+    uint64_t target = db->lsn_committed;
+    db->urgent = true;
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_lock(&r->mu);
+    pthread_cond_signal(&r->stage_cv);
+    pthread_mutex_unlock(&r->mu);
+    int rc = 0;
+    pthread_mutex_lock(&db->mu);
+    while (db->lsn_uploaded < target) {
+        struct timespec ts;
+        deadline_ts(deadline, &ts);
+        if (pthread_cond_timedwait(&db->cv, &db->mu, &ts) == ETIMEDOUT &&
+            db->lsn_uploaded < target) {
+            rc = EIO;
+            LOG_ERR("replicator: durable fsync timed out db=%s after %" PRIu32 " ms err=%s",
+                    db->name, r->conf.durable_timeout_ms,
+                    db->last_error[0] ? db->last_error : "none");
+            break;
+        }
+    }
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+void repl_db_before_write(struct repl_db *db, uint64_t off, size_t len)
+{
+    pthread_mutex_lock(&db->snap_mu);
+    if (db->snap) {
+        struct err e = {0};
+        if (snapshot_cow(db->snap, off, len, &e) != 0)
+            LOG_ERR("snapshot: copy-on-write failed db=%s err=%s", db->name, e.msg);
+    }
+    pthread_mutex_unlock(&db->snap_mu);
+}
+
+void repl_db_before_truncate(struct repl_db *db, uint64_t size)
+{
+    pthread_mutex_lock(&db->snap_mu);
+    if (db->snap && size < snapshot_size(db->snap)) {
+        struct err e = {0};
+        if (snapshot_cow(db->snap, size, snapshot_size(db->snap) - size, &e) != 0)
+            LOG_ERR("snapshot: copy-on-write failed db=%s err=%s", db->name, e.msg);
+    }
+    pthread_mutex_unlock(&db->snap_mu);
+}
+
+void repl_db_after_write(struct repl_db *db, uint64_t off, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    if (off != 0 || len < 20 || memcmp(p, "SQLite format 3", 16) != 0)
+        return;
+    pthread_mutex_lock(&db->mu);
+    db->journal_known = true;
+    if (p[18] == 2 && p[19] == 2)
+        db->journal_wal = true;
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* Drops everything pending of db (mu not held); keeps a tombstone item if tomb. */
+static void db_retire(struct repl_db *db, bool tomb)
+{
+    pthread_mutex_lock(&db->stage_mu);
+    pthread_mutex_lock(&db->snap_mu);
+    snapshot_free(db->snap);
+    db->snap = NULL;
+    pthread_mutex_lock(&db->mu);
+    struct item *q = db->q_head;
+    db->q_head = db->q_tail = NULL;
+    db->gen_open = false;
+    db->has_gen = false;
+    db->has_parent_hint = false;
+    db->snap_running = db->snap_upload = false;
+    db->committed = db->staged = db->uploaded = 0;
+    db->n_cuts = 0;
+    db->staged_bytes = 0;
+    db->lsn_uploaded = db->lsn_staged = db->lsn_committed;
+    int fd = db->wal_fd;
+    db->wal_fd = -1;
+    pthread_cond_broadcast(&db->cv);
+    pthread_mutex_unlock(&db->mu);
+    pthread_mutex_unlock(&db->snap_mu);
+    pthread_mutex_unlock(&db->stage_mu);
+    if (fd >= 0)
+        close(fd);
+    item_free_list(q);
+    struct err e = {0};
+    /* Remove the staging of the old name; keep the directory for the tombstone. */
+    DIR *d = opendir(db->dir);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_name[0] == '.' &&
+                (de->d_name[1] == 0 || (de->d_name[1] == '.' && de->d_name[2] == 0)))
+                continue;
+            if (strcmp(de->d_name, "name") == 0)
+                continue;
+            char p[REPL_PATH_MAX];
+            if (path_join(p, sizeof(p), db->dir, de->d_name) == 0)
+                fileio_rm_rf(p, &e);
+        }
+        closedir(d);
+    }
+    if (tomb) {
+        char p[REPL_PATH_MAX];
+        uint8_t t[LAYOUT_TOMBSTONE_BYTES];
+        layout_tombstone_encode((int64_t)time(NULL), t);
+        if (path_join(p, sizeof(p), db->dir, "tombstone") == 0)
+            write_small(p, t, sizeof(t), &e);
+        struct item *it = item_new(ITEM_TOMBSTONE, NULL);
+        pthread_mutex_lock(&db->mu);
+        memset(&db->st, 0, sizeof(db->st));
+        if (it)
+            q_push(db, it);
+        pthread_mutex_unlock(&db->mu);
+        wake_uploaders(db->r);
+    }
+}
+
+void repl_db_unlinked(struct repl_db *db)
+{
+    if (!db)
+        return;
+    pthread_mutex_lock(&db->r->mu);
+    db->retired = true;
+    if (db->refs > 0)
+        db->refs--;
+    pthread_mutex_unlock(&db->r->mu);
+    LOG_INFO("replicator: database deleted db=%s: tombstone queued", db->name);
+    db_retire(db, true);
+}
+
+struct repl_db *repl_db_renamed(struct repl_db *db, const char *new_db_name,
+                                const char *new_db_path, const char *new_wal_path,
+                                struct err *err)
+{
+    struct replicator *r = db->r;
+    repl_db_unlinked(db);
+    /* A database already known under the new name was replaced: start it over. */
+    pthread_mutex_lock(&r->mu);
+    struct repl_db *old = NULL;
+    for (struct repl_db *d = r->dbs; d; d = d->next)
+        if (!d->retired && strcmp(d->name, new_db_name) == 0)
+            old = d;
+    if (old) {
+        old->retired = true;
+        old->refs = 0;
+    }
+    pthread_mutex_unlock(&r->mu);
+    struct gen_id prev;
+    bool has_prev = false;
+    if (old) {
+        pthread_mutex_lock(&old->mu);
+        has_prev = old->has_gen;
+        prev = old->gen;
+        pthread_mutex_unlock(&old->mu);
+        db_retire(old, false);
+    }
+    struct repl_db *n = db_alloc(r, new_db_name, new_db_path, new_wal_path, err);
+    if (!n)
+        return NULL;
+    /* fresh: ignore any state left under the new name. */
+    if (db_load(n, true, err) != 0) {
+        db_free(n);
+        return NULL;
+    }
+    pthread_mutex_lock(&n->mu);
+    n->force_snapshot = true;
+    if (has_prev && !n->has_gen) {
+        n->has_parent_hint = true;
+        n->parent_hint = prev;
+    }
+    pthread_mutex_unlock(&n->mu);
+    LOG_INFO("replicator: database renamed db=%s -> %s", db->name, new_db_name);
+    pthread_mutex_lock(&r->mu);
+    n->next = r->dbs;
+    r->dbs = n;
+    pthread_cond_broadcast(&r->work_cv);
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+/* ---- stager thread ----------------------------------------------------------------------- */
+
+static void *stager_main(void *arg)
+{
+    struct replicator *r = arg;
+    pthread_setname_np(pthread_self(), "bfs-stager");
+    int64_t last_journal_check = 0;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        int64_t now = now_ms();
+        int64_t next = now + REPL_IDLE_WAIT_MS;
+        struct repl_db *due[64];
+        size_t n_due = 0;
+        bool more = false;
+        for (struct repl_db *db = r->dbs; db; db = db->next) {
+            pthread_mutex_lock(&db->mu);
+            bool pending = db->gen_open && db->committed > db->staged;
+            int64_t at = db->pending_since_ms + r->conf.batch_interval_ms;
+            bool is_due = pending && (db->n_cuts > 0 || db->urgent || at <= now);
+            if (!pending)
+                db->urgent = false;
+            if (pending && !is_due && at < next)
+                next = at;
+            bool dirty = db->state_dirty;
+            pthread_mutex_unlock(&db->mu);
+            if (is_due || dirty) {
+                if (n_due < 64)
+                    due[n_due++] = db;
+                else
+                    more = true;
+            }
+        }
+        pthread_mutex_unlock(&r->mu);
+        for (size_t i = 0; i < n_due; i++) {
+            struct repl_db *db = due[i];
+            struct err e = {0};
+            pthread_mutex_lock(&db->stage_mu);
+            int rc = stage_batch(db, false, &e);
+            pthread_mutex_unlock(&db->stage_mu);
+            pthread_mutex_lock(&db->mu);
+            if (rc == 1 && db->committed <= db->staged)
+                db->urgent = false;
+            if (rc == 1 && (db->n_cuts > 0 || db->urgent))
+                more = true;
+            if (rc < 0 || rc > 1)
+                db_set_error(db, &e);
+            pthread_mutex_unlock(&db->mu);
+            if (rc > 1)
+                LOG_ERR("replicator: staging failed db=%s err=%s", db->name, e.msg);
+            db_persist(db);
+        }
+        if (now - last_journal_check > 2000) {
+            last_journal_check = now;
+            pthread_mutex_lock(&r->mu);
+            for (struct repl_db *db = r->dbs; db; db = db->next) {
+                pthread_mutex_lock(&db->mu);
+                bool check = !db->retired && !db->journal_wal;
+                pthread_mutex_unlock(&db->mu);
+                if (check)
+                    db_detect_journal(db);
+            }
+            pthread_mutex_unlock(&r->mu);
+        }
+        pthread_mutex_lock(&r->mu);
+        if (!more && !r->stop) {
+            struct timespec ts;
+            deadline_ts(next, &ts);
+            pthread_cond_timedwait(&r->stage_cv, &r->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- uploader threads -------------------------------------------------------------------- */
+
+struct fd_sink {
+    int fd;
+    uint64_t len;
+};
+
+static int fd_sink_write(void *arg, const uint8_t *p, size_t len)
+{
+    struct fd_sink *s = arg;
+    int rc = fileio_write_all(s->fd, p, len);
+    if (rc == 0)
+        s->len += len;
+    return rc;
+}
+
+static int upload_small(struct repl_db *db, const char *key, const char *path, size_t size,
+                        struct err *err)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = fileio_read_file(path, 4096, &data, &len, err);
+    if (rc == ENOENT) { /* already gone (retired): nothing to do */
+        err_clear(err);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (len != size) {
+        free(data);
+        LOG_WARN("replicator: dropping malformed staged object %s (%zu bytes)", path, len);
+        unlink(path);
+        return 0;
+    }
+    rc = s3_put_object(db->r->s3, key, data, len, err);
+    free(data);
+    return rc;
+}
+
+static int upload_segment(struct repl_db *db, const struct item *it, const char *path,
+                          struct err *err)
+{
+    char key[LAYOUT_KEY_MAX];
+    enum compression c = db->r->conf.compression;
+    int rc = layout_key_batch(db->name, &it->gen, it->first, it->last, it->ts, c, key);
+    if (rc)
+        return ERR(err, rc, "replicator: batch key too long db=%s", db->name);
+    int in = open(path, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return ERR(err, errno, "replicator: open %s: %s", path, errno_name(errno));
+    }
+    int out = -1;
+    uint64_t len = 0;
+    rc = compress_fd_to_tmpfile(c, db->r->conf.compression_level, in, db->dir, &out, &len, err);
+    close(in);
+    if (rc)
+        return rc;
+    rc = s3_put_object_fd(db->r->s3, key, out, len, err);
+    close(out);
+    return rc;
+}
+
+/* Checks the bucket before the first upload of db (see repl_db_open). */
+static int upload_verify(struct repl_db *db, const struct item *it, struct err *err)
+{
+    struct gen_id *ids = NULL;
+    size_t n = 0;
+    int rc = layout_list_generations(db->r->s3, db->name, &ids, &n, err);
+    if (rc)
+        return rc;
+    int64_t tomb = 0;
+    struct err te = {0};
+    if (layout_read_tombstone(db->r->s3, db->name, &tomb, &te) == 0) {
+        char key[LAYOUT_KEY_MAX];
+        /* A live database owns the name again. */
+        if (layout_key_tombstone(db->name, key) == 0 &&
+            s3_delete_object(db->r->s3, key, err) != 0) {
+            free(ids);
+            return err->code;
+        }
+    }
+    if (n == 0) {
+        free(ids);
+        return 0;
+    }
+    struct gen_id newest = ids[0];
+    free(ids);
+    char ns[GEN_ID_STR_LEN + 1], es[GEN_ID_STR_LEN + 1];
+    gen_id_format(&newest, ns);
+    if (it->has_expect) {
+        if (gen_id_eq(&newest, &it->expect) || gen_id_cmp(&it->expect, &newest) < 0)
+            return 0; /* ours, or ours is newer (not uploaded yet) */
+        gen_id_format(&it->expect, es);
+        LOG_WARN("replicator: local database and bucket diverged db=%s local_gen=%s "
+                 "bucket_gen=%s: keeping both, starting a new generation with .dep to %s and "
+                 "a snapshot",
+                 db->name, es, ns, ns);
+    }
+    /* Our next generation descends from the bucket's newest and takes a snapshot (the local
+     * file is not known to continue it). A generation already open: if it was started here
+     * without a parent and has its own snapshot, it just gets the .dep; otherwise it is
+     * restarted from frame 1 of the current WAL as a new generation. */
+    pthread_mutex_lock(&db->stage_mu);
+    pthread_mutex_lock(&db->mu);
+    db->has_parent_hint = true;
+    db->parent_hint = newest;
+    db->force_snapshot = true;
+    bool open_gen = db->has_gen && db->gen_open;
+    struct gen_id cur = db->gen;
+    bool own_snap = open_gen && !db->gen_has_dep && gen_id_eq(&db->snap_gen, &cur) &&
+                    (db->snap_running || db->snap_upload);
+    struct hdrinfo h = db->gh;
+    uint32_t committed = db->committed;
+    pthread_mutex_unlock(&db->mu);
+    if (open_gen && own_snap && !it->has_expect) {
+        char path[REPL_PATH_MAX];
+        uint8_t dep[LAYOUT_DEP_BYTES];
+        layout_dep_encode(&newest, dep);
+        struct item *d = item_new(ITEM_DEP, &cur);
+        rc = gen_path(db, &cur, ".dep", path, sizeof(path));
+        if (!rc)
+            rc = write_small(path, dep, sizeof(dep), err);
+        if (!rc && !d)
+            rc = ERR(err, ENOMEM, "replicator: out of memory");
+        pthread_mutex_lock(&db->mu);
+        if (!rc) {
+            /* right after the VERIFY item at the head */
+            if (db->q_head) {
+                d->next = db->q_head->next;
+                db->q_head->next = d;
+                if (db->q_tail == db->q_head)
+                    db->q_tail = d;
+            } else {
+                q_push(db, d);
+            }
+            d = NULL;
+            db->gen_has_dep = true;
+            db->has_parent_hint = false;
+            db->force_snapshot = false;
+        }
+        pthread_mutex_unlock(&db->mu);
+        free(d);
+    } else if (open_gen) {
+        if (!it->has_expect) {
+            /* Started here without knowing the bucket: drop its local-only objects. */
+            pthread_mutex_lock(&db->mu);
+            struct item **pp = &db->q_head;
+            db->q_tail = NULL;
+            while (*pp) {
+                struct item *x = *pp;
+                if (x->kind != ITEM_VERIFY && gen_id_eq(&x->gen, &cur)) {
+                    *pp = x->next;
+                    if (x->kind == ITEM_SEG)
+                        db->staged_bytes -=
+                            x->bytes < db->staged_bytes ? x->bytes : db->staged_bytes;
+                    free(x);
+                    continue;
+                }
+                db->q_tail = x;
+                pp = &x->next;
+            }
+            pthread_mutex_unlock(&db->mu);
+        }
+        pthread_mutex_lock(&db->mu);
+        db->gen_open = false;
+        db->n_cuts = 0;
+        pthread_mutex_unlock(&db->mu);
+        rc = gen_begin(db, &h, err);
+        if (rc == 0) {
+            pthread_mutex_lock(&db->mu);
+            db->committed = committed;
+            db->staged = 0;
+            if (committed > 0) {
+                db->pending_since_ms = now_ms();
+                db->urgent = true;
+            }
+            pthread_mutex_unlock(&db->mu);
+        }
+    }
+    pthread_mutex_unlock(&db->stage_mu);
+    return rc;
+}
+
+static int upload_item(struct repl_db *db, const struct item *it, struct err *err)
+{
+    char key[LAYOUT_KEY_MAX], path[REPL_PATH_MAX], name[80];
+    int rc = 0;
+
+    switch (it->kind) {
+    case ITEM_VERIFY:
+        return upload_verify(db, it, err);
+    case ITEM_TOMBSTONE:
+        if (layout_key_tombstone(db->name, key) != 0 ||
+            path_join(path, sizeof(path), db->dir, "tombstone") != 0)
+            return ERR(err, ENAMETOOLONG, "replicator: tombstone key too long");
+        return upload_small(db, key, path, LAYOUT_TOMBSTONE_BYTES, err);
+    case ITEM_DEP:
+        if (layout_key_dep(db->name, &it->gen, key) != 0 ||
+            gen_path(db, &it->gen, ".dep", path, sizeof(path)) != 0)
+            return ERR(err, ENAMETOOLONG, "replicator: key too long");
+        return upload_small(db, key, path, LAYOUT_DEP_BYTES, err);
+    case ITEM_META:
+        if (layout_key_meta(db->name, &it->gen, key) != 0 ||
+            gen_path(db, &it->gen, ".meta", path, sizeof(path)) != 0)
+            return ERR(err, ENAMETOOLONG, "replicator: key too long");
+        return upload_small(db, key, path, LAYOUT_META_BYTES, err);
+    case ITEM_SEG:
+        seg_name(it->first, it->last, it->ts, name, sizeof(name));
+        if (gen_path(db, &it->gen, name, path, sizeof(path)) != 0)
+            return ERR(err, ENAMETOOLONG, "replicator: path too long");
+        return upload_segment(db, it, path, err);
+    }
+    return rc;
+}
+
+static void item_done_cleanup(struct repl_db *db, const struct item *it)
+{
+    char path[REPL_PATH_MAX], name[80];
+    switch (it->kind) {
+    case ITEM_VERIFY:
+        return;
+    case ITEM_TOMBSTONE:
+        if (path_join(path, sizeof(path), db->dir, "tombstone") == 0)
+            unlink(path);
+        return;
+    case ITEM_DEP:
+        if (gen_path(db, &it->gen, ".dep", path, sizeof(path)) == 0)
+            unlink(path);
+        return;
+    case ITEM_META:
+        if (gen_path(db, &it->gen, ".meta", path, sizeof(path)) == 0)
+            unlink(path);
+        return;
+    case ITEM_SEG:
+        seg_name(it->first, it->last, it->ts, name, sizeof(name));
+        if (gen_path(db, &it->gen, name, path, sizeof(path)) == 0)
+            unlink(path);
+        return;
+    }
+}
+
+static void *uploader_main(void *arg)
+{
+    struct replicator *r = arg;
+    pthread_setname_np(pthread_self(), "bfs-upload");
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        int64_t now = now_ms();
+        struct repl_db *pick = NULL;
+        struct item it;
+        int64_t next = now + REPL_IDLE_WAIT_MS;
+        for (struct repl_db *db = r->dbs; db && !pick; db = db->next) {
+            if (db->busy)
+                continue;
+            pthread_mutex_lock(&db->mu);
+            if (db->q_head) {
+                if (db->retry_at_ms <= now) {
+                    pick = db;
+                    it = *db->q_head;
+                } else if (db->retry_at_ms < next) {
+                    next = db->retry_at_ms;
+                }
+            }
+            pthread_mutex_unlock(&db->mu);
+        }
+        if (!pick) {
+            struct timespec ts;
+            deadline_ts(next, &ts);
+            pthread_cond_timedwait(&r->work_cv, &r->mu, &ts);
+            continue;
+        }
+        pick->busy = true;
+        pthread_mutex_unlock(&r->mu);
+
+        struct err e = {0};
+        int rc = upload_item(pick, &it, &e);
+
+        pthread_mutex_lock(&r->mu);
+        pick->busy = false;
+        bool ended_outage = false, started_outage = false;
+        pthread_mutex_lock(&pick->mu);
+        if (rc == 0) {
+            /* Pop the item if it is still the head (a retire may have dropped the queue). */
+            struct item *h = pick->q_head;
+            if (h && h->kind == it.kind && gen_id_eq(&h->gen, &it.gen) && h->first == it.first &&
+                h->last == it.last) {
+                pick->q_head = h->next;
+                if (!pick->q_head)
+                    pick->q_tail = NULL;
+                free(h);
+            }
+            if (it.kind == ITEM_SEG) {
+                if (pick->has_gen && gen_id_eq(&it.gen, &pick->gen) && it.last > pick->uploaded)
+                    pick->uploaded = it.last;
+                if (it.lsn_end > pick->lsn_uploaded)
+                    pick->lsn_uploaded = it.lsn_end;
+                pick->staged_bytes -= it.bytes < pick->staged_bytes ? it.bytes : pick->staged_bytes;
+                pick->n_batches++;
+                pick->last_upload_ms = now_ms();
+                pick->state_dirty = true;
+            }
+            if (pick->outage)
+                ended_outage = true;
+            pick->outage = false;
+            pick->last_error[0] = 0;
+            pick->backoff_ms = 0;
+            pick->retry_at_ms = 0;
+            pthread_cond_broadcast(&pick->cv);
+        } else {
+            pick->backoff_ms = pick->backoff_ms ? pick->backoff_ms * 2 : REPL_BACKOFF_MIN_MS;
+            if (pick->backoff_ms > REPL_BACKOFF_MAX_MS)
+                pick->backoff_ms = REPL_BACKOFF_MAX_MS;
+            pick->retry_at_ms = now_ms() + pick->backoff_ms;
+            if (!pick->outage)
+                started_outage = true;
+            pick->outage = true;
+            db_set_error(pick, &e);
+        }
+        pthread_mutex_unlock(&pick->mu);
+        pthread_mutex_unlock(&r->mu);
+        if (rc == 0)
+            item_done_cleanup(pick, &it);
+        if (started_outage)
+            LOG_WARN("upload: failing db=%s gen=%s err=%s http=%d, retrying with backoff",
+                     pick->name, pick->gen_str, e.msg, e.http_status);
+        if (ended_outage)
+            LOG_INFO("upload: recovered db=%s", pick->name);
+        if (rc == 0 && it.kind == ITEM_SEG)
+            db_persist(pick);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- snapshot thread --------------------------------------------------------------------- */
+
+/* Reads the running image of db into <gen>/db.<ext> (compressed). */
+static int snap_build(struct repl_db *db, struct snapshot *s, const struct gen_id *g,
+                      uint32_t *counter_out, struct err *err)
+{
+    char path[REPL_PATH_MAX], tmp[REPL_PATH_MAX], leaf[16];
+    enum compression c = db->r->conf.compression;
+    snprintf(leaf, sizeof(leaf), "db.%s", compression_ext(c));
+    if (gen_path(db, g, leaf, path, sizeof(path)) != 0 ||
+        (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+        return ERR(err, ENAMETOOLONG, "snapshot: path too long");
+    struct fd_sink sink = {.fd = -1};
+    uint8_t *buf = malloc(REPL_SNAP_CHUNK);
+    struct compressor *z = NULL;
+    int rc = 0;
+    *counter_out = 0;
+    if (!buf) {
+        rc = ERR(err, ENOMEM, "snapshot: out of memory");
+        goto out;
+    }
+    sink.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (sink.fd < 0) {
+        rc = ERR(err, errno, "snapshot: create %s: %s", tmp, errno_name(errno));
+        goto out;
+    }
+    z = compressor_new(c, db->r->conf.compression_level, fd_sink_write, &sink, err);
+    if (!z) {
+        rc = err && err->code ? err->code : ENOMEM;
+        goto out;
+    }
+    bool first = true;
+    for (;;) {
+        size_t n = 0;
+        rc = snapshot_read(s, buf, REPL_SNAP_CHUNK, &n, err);
+        if (rc || n == 0)
+            break;
+        if (first && n >= 28)
+            *counter_out = be32_load(buf + 24);
+        first = false;
+        rc = compressor_write(z, buf, n, err);
+        if (rc)
+            break;
+        pthread_mutex_lock(&db->r->mu);
+        bool stop = db->r->stop;
+        pthread_mutex_unlock(&db->r->mu);
+        if (stop) {
+            rc = ERR(err, ECANCELED, "snapshot: shutting down");
+            break;
+        }
+    }
+    if (rc == 0)
+        rc = compressor_finish(z, err);
+    if (rc == 0 && fsync(sink.fd) != 0)
+        rc = ERR(err, errno, "snapshot: fsync %s: %s", tmp, errno_name(errno));
+    if (rc == 0) {
+        close(sink.fd);
+        sink.fd = -1;
+        uint8_t cc[LAYOUT_CHANGECOUNTER_BYTES];
+        char ccp[REPL_PATH_MAX];
+        layout_changecounter_encode(*counter_out, cc);
+        if (gen_path(db, g, "changecounter", ccp, sizeof(ccp)) == 0)
+            rc = write_small(ccp, cc, sizeof(cc), err);
+        if (rc == 0 && rename(tmp, path) != 0)
+            rc = ERR(err, errno, "snapshot: rename %s: %s", path, errno_name(errno));
+        if (rc == 0)
+            fileio_fsync_parent(path, NULL);
+    }
+out:
+    compressor_free(z);
+    if (sink.fd >= 0)
+        close(sink.fd);
+    if (rc)
+        unlink(tmp);
+    free(buf);
+    return rc;
+}
+
+/* Uploads <gen>/db.<ext> (any compression found) then .changecounter. */
+static int snap_upload(struct repl_db *db, const struct gen_id *g, struct err *err)
+{
+    static const enum compression order[] = {COMP_ZSTD, COMP_GZIP, COMP_RAW};
+    char path[REPL_PATH_MAX], key[LAYOUT_KEY_MAX], leaf[16], ccp[REPL_PATH_MAX];
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+        snprintf(leaf, sizeof(leaf), "db.%s", compression_ext(order[i]));
+        if (gen_path(db, g, leaf, path, sizeof(path)) != 0)
+            return ERR(err, ENAMETOOLONG, "snapshot: path too long");
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat sb;
+        if (fstat(fd, &sb) != 0) {
+            close(fd);
+            return ERR(err, errno, "snapshot: stat %s: %s", path, errno_name(errno));
+        }
+        if ((rc = layout_key_snapshot(db->name, g, order[i], key)) != 0) {
+            close(fd);
+            return ERR(err, rc, "snapshot: key too long");
+        }
+        rc = s3_put_object_fd(db->r->s3, key, fd, (uint64_t)sb.st_size, err);
+        close(fd);
+        if (rc)
+            return rc;
+        uint8_t *cc = NULL;
+        size_t cclen = 0;
+        uint8_t zero[4] = {0, 0, 0, 0};
+        gen_path(db, g, "changecounter", ccp, sizeof(ccp));
+        if (fileio_read_file(ccp, 16, &cc, &cclen, NULL) != 0 ||
+            cclen != LAYOUT_CHANGECOUNTER_BYTES) {
+            free(cc);
+            cc = NULL;
+        }
+        if ((rc = layout_key_changecounter(db->name, g, key)) == 0)
+            rc = s3_put_object(db->r->s3, key, cc ? cc : zero, LAYOUT_CHANGECOUNTER_BYTES, err);
+        free(cc);
+        if (rc)
+            return rc;
+        unlink(path);
+        unlink(ccp);
+        char gdir[REPL_PATH_MAX];
+        if (gen_path(db, g, NULL, gdir, sizeof(gdir)) == 0)
+            rmdir(gdir); /* only when empty */
+        return 0;
+    }
+    return 0; /* nothing to upload (retired) */
+}
+
+static void *snapper_main(void *arg)
+{
+    struct replicator *r = arg;
+    pthread_setname_np(pthread_self(), "bfs-snapshot");
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop) {
+        struct repl_db *pick = NULL;
+        bool build = false;
+        int64_t now = now_ms(), next = now + REPL_IDLE_WAIT_MS;
+        for (struct repl_db *db = r->dbs; db && !pick; db = db->next) {
+            pthread_mutex_lock(&db->mu);
+            if (db->snap_running) {
+                pick = db;
+                build = true;
+            } else if (db->snap_upload) {
+                if (db->retry_at_ms <= now)
+                    pick = db;
+                else if (db->retry_at_ms < next)
+                    next = db->retry_at_ms;
+            }
+            pthread_mutex_unlock(&db->mu);
+        }
+        if (!pick) {
+            struct timespec ts;
+            deadline_ts(next, &ts);
+            pthread_cond_timedwait(&r->snap_cv, &r->mu, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&r->mu);
+        struct err e = {0};
+        pthread_mutex_lock(&pick->mu);
+        struct gen_id g = pick->snap_gen;
+        pthread_mutex_unlock(&pick->mu);
+        if (build) {
+            pthread_mutex_lock(&pick->snap_mu);
+            struct snapshot *s = pick->snap;
+            pthread_mutex_unlock(&pick->snap_mu);
+            uint32_t counter = 0;
+            /* s stays valid: only this thread and db_retire (which clears snap_running
+             * first under snap_mu) free it; a retire while building is caught below. */
+            int rc = s ? snap_build(pick, s, &g, &counter, &e) : ECANCELED;
+            pthread_mutex_lock(&pick->snap_mu);
+            if (pick->snap == s) {
+                snapshot_free(s);
+                pick->snap = NULL;
+            }
+            pthread_mutex_unlock(&pick->snap_mu);
+            pthread_mutex_lock(&pick->mu);
+            pick->snap_running = false;
+            if (rc == 0) {
+                pick->snap_upload = true;
+            } else if (rc != ECANCELED) {
+                pick->force_snapshot = true;
+                db_set_error(pick, &e);
+            }
+            pick->state_dirty = true;
+            pthread_mutex_unlock(&pick->mu);
+            if (rc && rc != ECANCELED)
+                LOG_ERR("snapshot: failed db=%s gen=%s err=%s (the next generation takes one)",
+                        pick->name, pick->gen_str, e.msg);
+        } else {
+            int rc = snap_upload(pick, &g, &e);
+            pthread_mutex_lock(&pick->mu);
+            if (rc == 0) {
+                pick->snap_upload = false;
+                pick->n_snapshots++;
+                pick->state_dirty = true;
+                pthread_cond_broadcast(&pick->cv);
+            } else {
+                pick->backoff_ms = pick->backoff_ms ? pick->backoff_ms * 2 : REPL_BACKOFF_MIN_MS;
+                if (pick->backoff_ms > REPL_BACKOFF_MAX_MS)
+                    pick->backoff_ms = REPL_BACKOFF_MAX_MS;
+                pick->retry_at_ms = now_ms() + pick->backoff_ms;
+                db_set_error(pick, &e);
+            }
+            pthread_mutex_unlock(&pick->mu);
+            if (rc == 0) {
+                char gs[GEN_ID_STR_LEN + 1];
+                gen_id_format(&g, gs);
+                LOG_INFO("snapshot: uploaded db=%s gen=%s", pick->name, gs);
+            }
+        }
+        db_persist(pick);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- flush and status -------------------------------------------------------------------- */
+
+static bool db_drained(struct repl_db *db, uint64_t target)
+{
+    /* mu held */
+    bool only_verify = db->q_head == NULL;
+    return only_verify && db->lsn_uploaded >= target && !db->snap_running && !db->snap_upload &&
+           !(db->gen_open && db->committed > db->staged);
+}
+
+int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    pthread_mutex_lock(&r->mu);
+    for (struct repl_db *db = r->dbs; db; db = db->next) {
+        pthread_mutex_lock(&db->mu);
+        db->urgent = true;
+        pthread_mutex_unlock(&db->mu);
+    }
+    pthread_cond_broadcast(&r->stage_cv);
+    pthread_cond_broadcast(&r->work_cv);
+    pthread_mutex_unlock(&r->mu);
+    for (;;) {
+        struct repl_db *stuck = NULL;
+        pthread_mutex_lock(&r->mu);
+        for (struct repl_db *db = r->dbs; db && !stuck; db = db->next) {
+            pthread_mutex_lock(&db->mu);
+            if (!db_drained(db, db->lsn_committed)) {
+                stuck = db;
+                db->urgent = true;
+            }
+            pthread_mutex_unlock(&db->mu);
+        }
+        if (stuck)
+            pthread_cond_broadcast(&r->stage_cv);
+        pthread_mutex_unlock(&r->mu);
+        if (!stuck)
+            return 0;
+        if (now_ms() >= deadline) {
+            pthread_mutex_lock(&stuck->mu);
+            int rc = ERR(err, ETIMEDOUT,
+                         "flush: not everything reached S3 within %" PRIu32
+                         " ms db=%s committed=%" PRIu32 " uploaded=%" PRIu32
+                         " staged_bytes=%" PRIu64 " last_error=%s (kept in staging for the "
+                         "next start)",
+                         timeout_ms, stuck->name, stuck->committed, stuck->uploaded,
+                         stuck->staged_bytes, stuck->last_error[0] ? stuck->last_error : "none");
+            pthread_mutex_unlock(&stuck->mu);
+            return rc;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL); /* polling with a deadline: flush is not a hot path */
+    }
+}
+
+int repl_db_status(struct repl_db *db, struct repl_db_status *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&db->mu);
+    snprintf(out->db_name, sizeof(out->db_name), "%s", db->name);
+    if (db->has_gen)
+        snprintf(out->generation, sizeof(out->generation), "%s", db->gen_str);
+    out->journal_mode = !db->journal_known ? "unknown" : db->journal_wal ? "wal" : "delete";
+    out->is_protected = !db->journal_known || db->journal_wal;
+    out->last_committed_frame = db->committed;
+    out->last_uploaded_frame = db->uploaded;
+    out->last_commit_ms = db->last_commit_ms;
+    out->last_upload_ms = db->last_upload_ms;
+    int64_t oldest = 0;
+    for (struct item *it = db->q_head; it; it = it->next)
+        if (it->kind == ITEM_SEG && it->commit_ms > 0 && (oldest == 0 || it->commit_ms < oldest))
+            oldest = it->commit_ms;
+    if (db->gen_open && db->committed > db->staged && db->pending_since_ms > 0 &&
+        (oldest == 0 || db->pending_since_ms < oldest))
+        oldest = db->pending_since_ms;
+    bool pending = oldest > 0 || (db->gen_open && db->committed > db->staged) ||
+                   db->lsn_uploaded < db->lsn_committed;
+    if (pending) {
+        int64_t base = oldest ? oldest : db->last_commit_ms;
+        int64_t lag = now_ms() - base;
+        out->lag_s = lag > 0 ? (double)lag / 1000.0 : 0.001;
+    }
+    out->staged_bytes = db->staged_bytes;
+    out->n_generations = db->n_generations;
+    out->n_snapshots = db->n_snapshots;
+    out->n_batches = db->n_batches;
+    out->snapshot_pending = db->snap_running || db->snap_upload;
+    out->s3_outage = db->outage;
+    snprintf(out->last_error, sizeof(out->last_error), "%s", db->last_error);
+    pthread_mutex_unlock(&db->mu);
+    return 0;
+}
+
+void repl_status_each(struct replicator *r, repl_status_fn *fn, void *arg)
+{
+    pthread_mutex_lock(&r->mu);
+    for (struct repl_db *db = r->dbs; db; db = db->next) {
+        if (db->retired)
+            continue;
+        struct repl_db_status *st = malloc(sizeof(*st));
+        if (!st)
+            break;
+        repl_db_status(db, st);
+        fn(arg, st);
+        free(st);
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+static int json_str(struct buf *b, const char *s)
+{
+    int rc = buf_append(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)s; rc == 0 && *p; p++) {
+        if (*p == '"' || *p == '\\')
+            rc = buf_appendf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            rc = buf_appendf(b, "\\u%04x", *p);
+        else
+            rc = buf_append(b, p, 1);
+    }
+    return rc ? rc : buf_append(b, "\"", 1);
+}
+
+struct json_ctx {
+    struct buf *b;
+    int rc;
+    bool first;
+};
+
+static void json_one(void *arg, const struct repl_db_status *s)
+{
+    struct json_ctx *c = arg;
+    struct buf *b = c->b;
+    if (c->rc)
+        return;
+    int rc = buf_appendf(b, "%s\n  {\"db_name\": ", c->first ? "" : ",");
+    c->first = false;
+    if (!rc)
+        rc = json_str(b, s->db_name);
+    if (!rc)
+        rc = buf_appendf(b, ", \"generation\": ");
+    if (!rc)
+        rc = json_str(b, s->generation);
+    if (!rc)
+        rc = buf_appendf(b,
+                         ", \"journal_mode\": \"%s\", \"protected\": %s, "
+                         "\"last_committed_frame\": %" PRIu32 ", \"last_uploaded_frame\": %" PRIu32
+                         ", \"last_commit_ms\": %" PRId64 ", \"last_upload_ms\": %" PRId64
+                         ", \"lag_seconds\": %.3f, \"staged_bytes\": %" PRIu64
+                         ", \"generations\": %" PRIu64 ", \"snapshots\": %" PRIu64
+                         ", \"batches\": %" PRIu64 ", \"snapshot_pending\": %s, \"s3_outage\": %s"
+                         ", \"last_error\": ",
+                         s->journal_mode, s->is_protected ? "true" : "false",
+                         s->last_committed_frame, s->last_uploaded_frame, s->last_commit_ms,
+                         s->last_upload_ms, s->lag_s, s->staged_bytes, s->n_generations,
+                         s->n_snapshots, s->n_batches, s->snapshot_pending ? "true" : "false",
+                         s->s3_outage ? "true" : "false");
+    if (!rc)
+        rc = json_str(b, s->last_error);
+    if (!rc)
+        rc = buf_append(b, "}", 1);
+    c->rc = rc;
+}
+
+int repl_status_json(struct replicator *r, struct buf *out)
+{
+    struct json_ctx c = {.b = out, .rc = 0, .first = true};
+    int rc = buf_appendf(out, "{\"databases\": [");
+    if (rc)
+        return rc;
+    repl_status_each(r, json_one, &c);
+    if (c.rc)
+        return c.rc;
+    return buf_appendf(out, "%s]}\n", c.first ? "" : "\n");
+}
