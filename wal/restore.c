@@ -739,7 +739,10 @@ static int integrity_check(const char *path, bool *ok, char *msg, size_t cap, st
         return r;
     }
     rc = sqlite3_prepare_v2(db, "PRAGMA integrity_check(20)", -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+            break;
         const char *row = (const char *)sqlite3_column_text(st, 0);
         if (row && !strcmp(row, "ok")) {
             *ok = true;
