@@ -33,6 +33,7 @@ struct cli {
     struct s3_conf s3;       /* flags first, then s3_conf_resolve() fills the rest */
     char *db_name;           /* -d, else LIBSQL_BOTTOMLESS_DATABASE_ID; NULL when neither */
     bool verify_crc;         /* LIBSQL_BOTTOMLESS_VERIFY_CRC (default true) */
+    int log_level;           /* --log-level (enum log_level; default errors only) */
     bool stdout_is_tty, stderr_is_tty;
     const char *tmpdir;      /* TMPDIR or /tmp */
     struct s3_client *client; /* NULL until cli_connect() */

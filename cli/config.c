@@ -3,6 +3,8 @@
  * s3_conf_resolve() (s3/) fills whatever is still unset from LIBSQL_BOTTOMLESS_* / AWS_*. */
 #include "cli/cli.h"
 
+#include "common/log.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@ enum {
     OPT_INSECURE,
     OPT_VIRTUAL_HOSTED,
     OPT_VERSION,
+    OPT_LOG_LEVEL,
 };
 
 static const struct option global_opts[] = {
@@ -28,6 +31,7 @@ static const struct option global_opts[] = {
     {"virtual-hosted", no_argument, NULL, OPT_VIRTUAL_HOSTED},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {NULL, 0, NULL, 0},
 };
 
@@ -119,6 +123,7 @@ int cli_config_parse(struct cli *cli, int argc, char **argv, int *cmd_index_out,
 
     s3_conf_init(&cli->s3);
     cli->verify_crc = true;
+    cli->log_level = LOG_LEVEL_ERROR;
     cli->stdout_is_tty = isatty(STDOUT_FILENO) == 1;
     cli->stderr_is_tty = isatty(STDERR_FILENO) == 1;
     *done_out = false;
@@ -152,6 +157,12 @@ int cli_config_parse(struct cli *cli, int argc, char **argv, int *cmd_index_out,
             break;
         case OPT_VIRTUAL_HOSTED:
             cli->s3.virtual_hosted = true;
+            break;
+        case OPT_LOG_LEVEL:
+            if (log_level_parse(optarg) < 0)
+                return cli_usage(cli, err, "--log-level '%s': use error, warn, info or debug",
+                                 optarg);
+            cli->log_level = log_level_parse(optarg);
             break;
         case 'h':
             cli_help_main(stdout);
@@ -250,6 +261,20 @@ int cli_connect(struct cli *cli, struct err *err)
         return rc;
     }
     rc = s3_head_bucket(cli->client, err);
+    if (rc == EACCES) {
+        /* HEAD has no body: a one-key listing brings the S3 error code
+         * (InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied) into the message. */
+        struct s3_list_opts lo = {.max_keys = 1};
+        struct s3_list_page page = {0};
+        struct err detail = {0};
+
+        if (s3_list_page(cli->client, &lo, NULL, &page, &detail) == EACCES) {
+            err_clear(err);
+            ERR(err, EACCES, "%s", detail.msg);
+            snprintf(err->where, sizeof(err->where), "%s", detail.where);
+        }
+        s3_list_page_free(&page);
+    }
     if (rc != 0) {
         if (rc == ENOENT)
             cli_set_hint(cli,

@@ -18,6 +18,7 @@ static const char main_help[] =
     "      --ca-file FILE     trust this CA bundle for https endpoints\n"
     "      --insecure         do not verify the TLS certificate of the endpoint\n"
     "      --virtual-hosted   bucket.host addressing instead of path style\n"
+    "      --log-level LEVEL  diagnostics on stderr: error (default), warn, info, debug\n"
     "  -h, --help             this help\n"
     "  -V, --version          print the version\n"
     "\n"

@@ -65,12 +65,13 @@ int main(int argc, char **argv)
     int rc;
 
     signal(SIGPIPE, SIG_IGN);
-    log_init(LOG_LEVEL_WARN, false, CLI_NAME);
+    log_init(LOG_LEVEL_ERROR, false, CLI_NAME);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "%s: error: libcurl initialisation failed\n", CLI_NAME);
         return CLI_EXIT_FAILED;
     }
     rc = cli_config_parse(&cli, argc, argv, &cmd_index, &done, &err);
+    log_init((enum log_level)cli.log_level, false, CLI_NAME);
     if (rc == 0 && !done) {
         if (cmd_index >= argc) {
             cli_help_main(stderr);

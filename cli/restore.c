@@ -148,10 +148,11 @@ static int run(struct cli *cli, const struct restore_args *a, const char *target
     memset(r, 0, sizeof(*r));
     rc = restore_run(cli->client, &o, r, err);
     progress_finish(&p);
-    if (rc == ENOENT && a->has_gen && strstr(err->msg, "not found") != NULL)
-        cli_set_hint(cli, "list the generations with '%s -d %s ls'", CLI_NAME, cli->db_name);
-    else if (rc == ENOENT && a->has_time)
-        cli_set_hint(cli, "no generation was created at or before that time; see '%s -d %s ls'",
+    if (rc == ENOENT && strstr(err->msg, "no generation found") != NULL)
+        cli_set_hint(cli, "'%s ls' without -d lists the databases in bucket %s", CLI_NAME,
+                     s3_client_bucket(cli->client));
+    else if (rc == ENOENT && (strstr(err->msg, "not found") != NULL || a->has_time))
+        cli_set_hint(cli, "list the generations and their creation times with '%s -d %s ls'",
                      CLI_NAME, cli->db_name);
     return rc;
 }
@@ -199,9 +200,11 @@ int cmd_restore(struct cli *cli, int argc, char **argv, struct err *err)
         return rc;
     rc = run(cli, &a, target, NULL, a.strict, cli->verify_crc, &r, err);
     if (rc != 0) {
-        if (rc == EBADMSG && !a.strict)
-            cli_set_hint(cli, "'%s -d %s verify' shows what is wrong", CLI_NAME, cli->db_name);
-        else if (rc == EBADMSG || rc == ENOENT)
+        if (rc == EBADMSG && a.strict)
+            cli_set_hint(cli, "%s was left untouched; without --strict the restore stops at the "
+                              "last consistent transaction",
+                         target);
+        else if (rc == EBADMSG)
             cli_set_hint(cli, "%s was left untouched", target);
         return rc;
     }

@@ -9,12 +9,14 @@ CLI=$BFS_BIN/bottomless-cli
 GEN=e4e46038-04e1-7b18-a1f4-d269ac2d19dd
 
 # expect RC PATTERN CMD...: runs CMD, checks its exit code and that stdout+stderr match PATTERN
+# (an extended regexp)
 expect() {
     local want=$1 pattern=$2 rc=0 out
     shift 2
     out=$("$@" 2>&1) || rc=$?
     [[ $rc == "$want" ]] || fail "exit $rc (want $want) from: $* -- output: $out"
-    grep -Eq -- "$pattern" <<<"$out" || fail "output of '$*' lacks /$pattern/: $out"
+    # one line, so that a pattern can span the error and the hint
+    grep -Eq -- "$pattern" <<<"${out//$'\n'/ }" || fail "output of '$*' lacks /$pattern/: $out"
 }
 
 bucket=$(new_bucket)

@@ -24,7 +24,9 @@ T0=1699900000 T1=1700000000 T2=1700086400 T3=1700172800 T4=1700259200
     gen:$T4:none "sql:INSERT INTO t(b) VALUES ('newest')" ship save:final genid:g4 ||
     fail "bucketgen failed"
 for g in g0 g1 g2 g3 g4; do declare "$g=$(cat "$W/$g.gen")"; done
-count() { awss3 s3api list-objects --bucket "$bucket" --prefix "r.db-$1/" --query 'length(Contents || `[]`)' --output text; }
+count() { # objects under a generation, all listing pages (awscli paginates by itself)
+    awss3 s3 ls --recursive "s3://$bucket/r.db-$1/" | wc -l
+}
 
 # many objects in g0 so that its listing has more than one page
 /usr/bin/python3 - "$bucket" "r.db-$g0/" <<'EOF'
