@@ -175,10 +175,10 @@ int main(int argc, char **argv)
             goto out;
     }
     hooks_started = true;
+    daemon_ready(status_fd, 0); /* from here on, logs go to syslog unless -f */
+    status_fd = -1;
     LOG_INFO("main: mounted backing=%s mountpoint=%s replication=%s writeback=%d",
              cfg.backing_dir, cfg.mountpoint, cfg.noreplicate ? "off" : "on", cfg.writeback);
-    daemon_ready(status_fd, 0);
-    status_fd = -1;
 
     rc = fuse_session_loop(se);
     if (rc < 0) {

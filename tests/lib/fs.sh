@@ -56,7 +56,9 @@ mount_fs() {
     _BFS_FS_N=$((_BFS_FS_N + 1))
     log="$TEST_TMP/bottomlessfs.$_BFS_FS_N.log"
     mkdir -p "$mnt"
-    "$BFS_BIN/bottomlessfs" -f "$@" "$backing" "$mnt" </dev/null >>"$log" 2>&1 &
+    # background jobs of a script start with SIGINT ignored; give the daemon the default back
+    env --default-signal=INT "$BFS_BIN/bottomlessfs" -f "$@" "$backing" "$mnt" \
+        </dev/null >>"$log" 2>&1 &
     pid=$!
     on_exit _bfs_fs_cleanup "$mnt" "$pid"
     end_ns=$(($(date +%s%N) + 20 * 1000000000))
@@ -85,7 +87,7 @@ unmount_fs() {
     [[ -n $pid ]] || fail "unmount_fs: $mnt was not mounted by mount_fs"
     fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
     end_ns=$(($(date +%s%N) + 90 * 1000000000))
-    while kill -0 "$pid" 2>/dev/null; do
+    while kill -0 "$pid" 2>/dev/null && [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do
         if (($(date +%s%N) >= end_ns)); then
             fail "bottomlessfs (pid $pid) did not exit after unmount"
         fi

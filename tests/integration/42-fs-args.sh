@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# 42-fs-args: the daemon's command line: --help documents every option, --version, bad
+# arguments / unknown or invalid options / a missing BACKING_DIR or MOUNTPOINT fail with a
+# clear message and a non-zero status and leave nothing mounted; options come from the
+# environment too (-o wins: checked through the validation message); daemon mode (no -f)
+# returns only once mounted and exits after fusermount3 -u; SIGTERM and SIGINT in the
+# foreground unmount cleanly; the fstab forms (mount -t fuse "PROG#BACKING", mount.fuse3 -t).
+# timeout: 200
+source "$BFS_ROOT/tests/lib/common.sh"
+source "$BFS_ROOT/tests/lib/fs.sh"
+
+BIN=$BFS_BIN/bottomlessfs
+B=$TEST_TMP/back M=$TEST_TMP/mnt
+mkdir -p "$B" "$M"
+echo hello >"$B/file"
+
+expect_fail() { # MSG-REGEX ARGS...: must exit non-zero, print MSG-REGEX, mount nothing
+    local re=$1 rc=0
+    shift
+    "$BIN" "$@" >"$TEST_TMP/out" 2>&1 </dev/null || rc=$?
+    ((rc != 0)) || fail "exit 0 for: $* ($(cat "$TEST_TMP/out"))"
+    grep -qE "$re" "$TEST_TMP/out" || fail "message for '$*' lacks /$re/: $(cat "$TEST_TMP/out")"
+    ! fs_is_mounted "$M" || fail "left a mount behind: $*"
+}
+
+pid_gone() { # exited (a zombie child counts as gone)
+    ! kill -0 "$1" 2>/dev/null || [[ $(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) == Z ]]
+}
+
+# --- help and version ---------------------------------------------------------------------
+"$BIN" --help >"$TEST_TMP/help" || fail "--help exit status"
+for opt in -f -d endpoint bucket region batch_interval batch_max_frames compression durable \
+    writeback flush_timeout snapshot_max_gens snapshot_wal_pct list_ttl ca_file insecure_tls \
+    noreplicate allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT LIBSQL_BOTTOMLESS_BUCKET \
+    AWS_REGION LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES \
+    LIBSQL_BOTTOMLESS_COMPRESSION fuse.bottomlessfs fusermount3 synchronous=FULL; do
+    grep -qF -- "$opt" "$TEST_TMP/help" || fail "--help does not mention $opt"
+done
+"$BIN" -h | cmp -s - "$TEST_TMP/help" || fail "-h differs from --help"
+"$BIN" --version | grep -qE '^bottomlessfs [0-9]' || fail "--version"
+
+# --- usage errors -------------------------------------------------------------------------
+expect_fail 'expected BACKING_DIR and MOUNTPOINT'
+expect_fail 'expected BACKING_DIR and MOUNTPOINT' "$B"
+expect_fail 'expected BACKING_DIR and MOUNTPOINT' "$B" "$M" "$TEST_TMP"
+expect_fail 'backing directory .*/nope: no such directory' "$TEST_TMP/nope" "$M"
+expect_fail 'backing directory .*: not a directory' "$B/file" "$M"
+expect_fail 'mountpoint .*/nomnt: no such directory' "$B" "$TEST_TMP/nomnt"
+expect_fail 'unknown option' -x "$B" "$M"
+expect_fail "unknown option.*bogus" -o noreplicate,bogus=1 "$B" "$M"
+expect_fail 'invalid compression=lz4' -o compression=lz4 "$B" "$M"
+expect_fail 'invalid batch_interval=abc' -o batch_interval=abc "$B" "$M"
+expect_fail 'invalid batch_max_frames=0' -o batch_max_frames=0 "$B" "$M"
+expect_fail 'invalid writeback=x' -o writeback=x "$B" "$M"
+expect_fail 'invalid log_level=loud' -o noreplicate,log_level=loud "$B" "$M"
+# environment values are validated the same way, and -o wins over them
+LIBSQL_BOTTOMLESS_COMPRESSION=bogus expect_fail 'invalid compression=bogus' -o noreplicate "$B" "$M"
+LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES=x expect_fail 'invalid batch_max_frames=x' -o noreplicate "$B" "$M"
+LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS=-1 expect_fail 'invalid batch_interval=-1' -o noreplicate "$B" "$M"
+LIBSQL_BOTTOMLESS_COMPRESSION=bogus expect_fail 'invalid batch_max_frames=0' \
+    -o noreplicate,compression=gzip,batch_max_frames=0 "$B" "$M"
+[[ ! -e $B/.bottomless ]] || fail "noreplicate created a staging directory"
+
+# --- foreground: SIGTERM and SIGINT unmount cleanly ---------------------------------------
+for sig in TERM INT; do
+    mount_fs "$B" "$M" -o noreplicate
+    [[ $(cat "$M/file") == hello ]] || fail "read through mount"
+    kill -"$sig" "$BFS_FS_PID"
+    wait_until 20 pid_gone "$BFS_FS_PID"
+    rc=0
+    wait "$BFS_FS_PID" || rc=$?
+    ((rc == 0)) || fail "SIG$sig: daemon exited $rc"
+    ! fs_is_mounted "$M" || fail "SIG$sig left the mount"
+    fs_check_log "$BFS_FS_LOG"
+done
+
+# --- daemon mode: returns once mounted, exits after fusermount3 -u --------------------------
+daemon_pid() { pgrep -f -x "$1" | head -1; }
+stop_daemon() { # MNT CMDLINE
+    fs_is_mounted "$1" && { fusermount3 -u "$1" || fusermount3 -u -z "$1"; }
+    local pid
+    pid=$(daemon_pid "$2") || true
+    [[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null
+    return 0
+}
+on_exit stop_daemon "$M" "$BIN -o noreplicate $B $M"
+"$BIN" -o noreplicate "$B" "$M" || fail "daemon mode exit status"
+fs_is_mounted "$M" || fail "daemon mode returned before the mount existed"
+[[ $(cat "$M/file") == hello ]] || fail "read through daemon-mode mount"
+pid=$(daemon_pid "$BIN -o noreplicate $B $M")
+[[ -n $pid ]] || fail "no daemon process"
+[[ $(ps -o tty= -p "$pid" | tr -d ' ') == "?" ]] || fail "daemon still has a terminal"
+fusermount3 -u "$M"
+wait_until 20 pid_gone "$pid"
+! fs_is_mounted "$M" || fail "still mounted"
+
+# --- fstab forms ----------------------------------------------------------------------------
+on_exit stop_daemon "$M" "$BIN $B $M -o rw,noreplicate,dev,suid"
+mount -t fuse "$BIN#$B" "$M" -o noreplicate || fail "mount -t fuse PROG#BACKING"
+[[ $(awk -v m="$M" '$2 == m { print $3 }' /proc/mounts) == fuse.bottomlessfs ]] ||
+    fail "mount type is not fuse.bottomlessfs"
+[[ $(cat "$M/file") == hello ]] || fail "read through fstab-style mount"
+fusermount3 -u "$M"
+wait_until 20 bash -c "! grep -q ' $M ' /proc/mounts"
+PATH=$BFS_BIN:$PATH mount.fuse3 "$B" "$M" -t bottomlessfs -o noreplicate ||
+    fail "mount.fuse3 -t bottomlessfs"
+[[ $(cat "$M/file") == hello ]] || fail "read through mount.fuse3 mount"
+fusermount3 -u "$M"
+rc=0
+PATH=$BFS_BIN:$PATH mount.fuse3 "$B" "$M" -t bottomlessfs -o noreplicate,compression=lz4 \
+    >"$TEST_TMP/out" 2>&1 || rc=$?
+((rc != 0)) && grep -q 'invalid compression=lz4' "$TEST_TMP/out" ||
+    fail "fstab mount with a bad option: rc=$rc $(cat "$TEST_TMP/out")"
+! fs_is_mounted "$M" || fail "bad fstab options left a mount"
+echo "ok"
