@@ -138,13 +138,36 @@ void s3_client_stats(struct s3_client *c, struct s3_stats *out)
     out->n_connects = atomic_load(&c->n_connects);
 }
 
+/* ---- HEAD ---- */
+
+/* A HEAD answer has no body, so a 403 cannot say why. One GET of the same resource (a listing
+ * of one key, or byte 0) fetches the S3 error code, e.g. SignatureDoesNotMatch, for the
+ * message. */
+static int head(struct s3_client *c, const char *key, struct s3_http_resp *resp,
+                struct err *err)
+{
+    struct s3_http_req r = {.method = "HEAD", .op = "HEAD", .kind = S3_KIND_HEAD, .key = key};
+    struct err e = {0}, why = {0};
+    int rc = s3_http_do(c, &r, resp, &e);
+    if (rc == EACCES) {
+        struct s3_http_resp gresp;
+        struct s3_http_req g = {.method = "GET", .op = "HEAD", .kind = S3_KIND_HEAD,
+                                .key = key, .query = key ? NULL : "list-type=2&max-keys=1",
+                                .ranged = key != NULL, .range_len = 1};
+        if (s3_http_do(c, &g, &gresp, &why) == EACCES)
+            e = why;
+    }
+    if (rc && err != NULL && err->code == 0)
+        *err = e;
+    return rc;
+}
+
 /* ---- bucket ---- */
 
 int s3_head_bucket(struct s3_client *c, struct err *err)
 {
-    struct s3_http_req r = {.method = "HEAD", .op = "HEAD", .kind = S3_KIND_HEAD};
     struct s3_http_resp resp;
-    return s3_http_do(c, &r, &resp, err);
+    return head(c, NULL, &resp, err);
 }
 
 int s3_create_bucket(struct s3_client *c, struct err *err)
@@ -246,9 +269,8 @@ int s3_get_object_range(struct s3_client *c, const char *key, uint64_t off, uint
 int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *out,
                    struct err *err)
 {
-    struct s3_http_req r = {.method = "HEAD", .op = "HEAD", .kind = S3_KIND_HEAD, .key = key};
     struct s3_http_resp resp;
-    int rc = s3_http_do(c, &r, &resp, err);
+    int rc = head(c, key, &resp, err);
     memset(out, 0, sizeof *out);
     if (rc == 0) {
         out->size = resp.object_size;

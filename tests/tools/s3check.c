@@ -9,7 +9,8 @@
  *            --log-level L
  *   headbucket | mkbucket | ensure
  *   put KEY FILE            PutObject from memory
- *   putfd KEY FILE          PutObject from an fd (multipart at --threshold)
+ *   putfd KEY FILE [LEN]    PutObject from an fd (multipart at --threshold); LEN claims
+ *                           another length (a longer one makes a part read fail)
  *   get KEY OUT             GetObject into memory, written to OUT
  *   getrange KEY OFF LEN OUT
  *   getfd KEY OUT           GetObject to an fd (parallel ranges for big objects)
@@ -76,13 +77,15 @@ static int cmd_put(struct ctx *x, const char *key, const char *path)
     return rc;
 }
 
-static int cmd_putfd(struct ctx *x, const char *key, const char *path)
+/* claimed_len > 0 claims a length other than the file's (tests a failing part read). */
+static int cmd_putfd(struct ctx *x, const char *key, const char *path, uint64_t claimed_len)
 {
     struct stat st;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0)
         return ERR(&x->err, errno, "open %s", path);
-    int rc = s3_put_object_fd(x->c, key, fd, (uint64_t)st.st_size, &x->err);
+    uint64_t len = claimed_len ? claimed_len : (uint64_t)st.st_size;
+    int rc = s3_put_object_fd(x->c, key, fd, len, &x->err);
     close(fd);
     return rc;
 }
@@ -339,7 +342,7 @@ static int run(struct ctx *x, int argc, char **argv)
     }
     if (strcmp(cmd, "putfd") == 0) {
         NEED(2);
-        return cmd_putfd(x, argv[1], argv[2]);
+        return cmd_putfd(x, argv[1], argv[2], argc > 3 ? strtoull(argv[3], NULL, 10) : 0);
     }
     if (strcmp(cmd, "get") == 0) {
         NEED(2);
