@@ -133,6 +133,7 @@ int main(int argc, char **argv)
     }
     struct fuse_args fargs = FUSE_ARGS_INIT(cfg.fuse_argc, cfg.fuse_argv);
     se = fuse_session_new(&fargs, &fs_ops, sizeof(fs_ops), fs);
+    fuse_opt_free_args(&fargs); /* libfuse's re-parsed copy (cfg still owns the original) */
     if (se == NULL) {
         rc = ERR(&err, EINVAL, "bad FUSE options (libfuse printed the reason above; see --help)");
         goto out;
