@@ -46,7 +46,11 @@ struct wal_decoder {
     uint32_t chunk_frames; /* frames per read-back chunk */
 
     uint32_t committed; /* last committed frame, 0 = none */
-    uint32_t cksum[2];  /* checksum after frame `committed` (header checksum when 0) */
+    uint32_t cksum[2];  /* shipped chain after frame `committed` (header checksum when 0) */
+    uint32_t fchain[2]; /* stored checksum of frame `committed` (the file's chain) */
+    bool fchain_known;  /* false after a rechained commit: the file chain went stale */
+    bool rechained;     /* a commit of this sequence needed the SQLite-bug rule (decoder.h) */
+    uint32_t unsalted_commit; /* complete commit frame > committed with zero salts; 0 = none */
     uint64_t hwm;       /* end of bytes written since the header */
     uint32_t bad;       /* first frame > committed that failed validation; 0 = none */
     uint32_t pending;   /* highest complete commit frame that failed validation; 0 = none */
@@ -182,6 +186,10 @@ static void reset_sequence(struct wal_decoder *d)
     d->chunk_frames = 0;
     d->committed = 0;
     d->cksum[0] = d->cksum[1] = 0;
+    d->fchain[0] = d->fchain[1] = 0;
+    d->fchain_known = true;
+    d->rechained = false;
+    d->unsalted_commit = 0;
     d->hwm = 0;
     d->bad = 0;
     d->pending = 0;
@@ -200,8 +208,8 @@ static int adopt_header(struct wal_decoder *d, const uint8_t bytes[WAL_HEADER_BY
     d->chunk_frames = (uint32_t)(DECODER_CHUNK_BYTES / d->frame_size);
     if (d->chunk_frames == 0)
         d->chunk_frames = 1;
-    d->cksum[0] = h->cksum1;
-    d->cksum[1] = h->cksum2;
+    d->cksum[0] = d->fchain[0] = h->cksum1;
+    d->cksum[1] = d->fchain[1] = h->cksum2;
     d->hwm = WAL_HEADER_BYTES;
     if (d->ops.on_restart)
         return d->ops.on_restart(d->arg, h, err);
@@ -209,7 +217,8 @@ static int adopt_header(struct wal_decoder *d, const uint8_t bytes[WAL_HEADER_BY
 }
 
 static int report_commit(struct wal_decoder *d, uint32_t first, uint32_t last,
-                         uint32_t db_pages, const uint32_t s[2], struct err *err)
+                         uint32_t db_pages, const uint32_t s[2], const uint32_t prev[2],
+                         bool rechained, struct err *err)
 {
     struct wal_commit c;
 
@@ -225,6 +234,9 @@ static int report_commit(struct wal_decoder *d, uint32_t first, uint32_t last,
     c.ckpt_seq = d->hdr.ckpt_seq;
     c.cksum1 = s[0];
     c.cksum2 = s[1];
+    c.prev1 = prev[0];
+    c.prev2 = prev[1];
+    c.rechained = rechained;
     c.seed1 = d->hdr.cksum1;
     c.seed2 = d->hdr.cksum2;
     c.big_endian = d->hdr.big_endian;
@@ -233,14 +245,26 @@ static int report_commit(struct wal_decoder *d, uint32_t first, uint32_t last,
     return d->ops.on_commit(d->arg, &c, err);
 }
 
+static bool zero_salted(const struct wal_frame_header *fh)
+{
+    return fh->salt1 == 0 && fh->salt2 == 0 && fh->cksum1 == 0 && fh->cksum2 == 0;
+}
+
 /* Validates frames committed+1..limit in order and reports each commit they contain. Stops at
  * the first frame that is missing or torn (end of file), has foreign salts or breaks the
- * checksum chain (then d->bad names it). */
-static int advance(struct wal_decoder *d, const struct wsrc *w, uint32_t limit, struct err *err)
+ * checksum chain (then d->bad names it). lenient: limit is a zero-salted commit frame SQLite
+ * is known to have finished (SQLite-bug rule in decoder.h): a run of zero-salted frames ending
+ * at it is accepted and rechained. */
+static int advance(struct wal_decoder *d, const struct wsrc *w, uint32_t limit, bool lenient,
+                   struct err *err)
 {
-    uint32_t s[2] = {d->cksum[0], d->cksum[1]};
+    uint32_t sf[2] = {d->fchain[0], d->fchain[1]}; /* the file's chain */
+    uint32_t so[2] = {d->cksum[0], d->cksum[1]};   /* the shipped chain */
+    uint32_t prev[2] = {so[0], so[1]};
+    bool known = d->fchain_known, zero = false, rechain = d->rechained;
     uint32_t first = d->committed + 1, n = first;
     uint32_t page_size = d->hdr.page_size;
+    bool be = d->hdr.big_endian;
     int rc;
 
     d->bad = 0;
@@ -257,23 +281,56 @@ static int advance(struct wal_decoder *d, const struct wsrc *w, uint32_t limit, 
         have = (uint32_t)(got / d->frame_size);
         for (i = 0; i < have; i++, n++) {
             const uint8_t *f = p + (size_t)i * d->frame_size;
+            const uint8_t *page = f + WAL_FRAME_HEADER_BYTES;
             struct wal_frame_header fh;
 
             wal_frame_header_parse(f, &fh);
-            if (fh.salt1 != d->hdr.salt1 || fh.salt2 != d->hdr.salt2 ||
-                !wal_frame_checksum_ok(d->hdr.big_endian, f, f + WAL_FRAME_HEADER_BYTES,
-                                       page_size, s)) {
+            if (!zero) {
+                bool ok = fh.salt1 == d->hdr.salt1 && fh.salt2 == d->hdr.salt2;
+                if (ok && known) {
+                    ok = wal_frame_checksum_ok(be, f, page, page_size, sf);
+                } else if (ok) {
+                    /* first frame after a rechained commit: its seed is SQLite's stale value */
+                    sf[0] = fh.cksum1;
+                    sf[1] = fh.cksum2;
+                    known = true;
+                }
+                if (!ok && lenient && zero_salted(&fh)) {
+                    zero = true;
+                    rechain = true;
+                } else if (!ok) {
+                    d->bad = n;
+                    return 0;
+                }
+            } else if (!zero_salted(&fh)) {
                 d->bad = n;
                 return 0;
             }
+            if (rechain) {
+                wal_checksum(be, f, 8, so);
+                wal_checksum(be, page, page_size, so);
+            } else {
+                so[0] = sf[0];
+                so[1] = sf[1];
+            }
             if (fh.db_pages != 0) {
-                rc = report_commit(d, first, n, fh.db_pages, s, err);
+                if (zero && n != limit) {
+                    d->bad = n;
+                    return 0;
+                }
+                rc = report_commit(d, first, n, fh.db_pages, so, prev, rechain, err);
                 if (rc)
                     return rc;
                 d->committed = n;
-                d->cksum[0] = s[0];
-                d->cksum[1] = s[1];
+                d->cksum[0] = prev[0] = so[0];
+                d->cksum[1] = prev[1] = so[1];
+                d->fchain[0] = sf[0];
+                d->fchain[1] = sf[1];
+                d->fchain_known = !zero;
+                d->rechained = rechain;
                 first = n + 1;
+                if (zero)
+                    return 0;
             }
             if (n == UINT32_MAX)
                 return 0;
@@ -298,7 +355,7 @@ static int validate_to(struct wal_decoder *d, const struct wsrc *w, uint32_t can
             d->pending = cand;
         return 0;
     }
-    rc = advance(d, w, cand, err);
+    rc = advance(d, w, cand, false, err);
     if (d->committed < cand) {
         if (cand > d->pending)
             d->pending = cand;
@@ -306,30 +363,6 @@ static int validate_to(struct wal_decoder *d, const struct wsrc *w, uint32_t can
         d->pending = 0;
     }
     return rc;
-}
-
-/* The write touched [0, 32): maybe a new header. */
-static int handle_header_write(struct wal_decoder *d, const struct wsrc *w, struct err *err)
-{
-    struct wal_header h;
-    const uint8_t *p;
-    size_t got;
-    int rc;
-
-    rc = fetch(d, w, 0, WAL_HEADER_BYTES, &p, &got, err);
-    if (rc)
-        return rc;
-    if (got < WAL_HEADER_BYTES)
-        return 0;
-    if (d->have_header && memcmp(p, d->hdr_bytes, WAL_HEADER_BYTES) == 0)
-        return 0; /* rewritten unchanged */
-    if (wal_header_parse(p, &h, NULL) != 0)
-        return 0; /* torn or not (yet) a header: SQLite would ignore the file too */
-    {
-        uint8_t copy[WAL_HEADER_BYTES];
-        memcpy(copy, p, sizeof(copy)); /* p may point into scratch */
-        return adopt_header(d, copy, &h, err);
-    }
 }
 
 /* Frame header of frame f as it is now: from the write, the cached copy, or read back. */
@@ -356,6 +389,66 @@ static int frame_header_now(struct wal_decoder *d, const struct wsrc *w, uint32_
     wal_frame_header_parse(p, out);
     *ok = true;
     return 0;
+}
+
+/* SQLite-bug rule (decoder.h): frame d->unsalted_commit was a zero-salted commit frame and
+ * SQLite has since moved on. If it still is one, accept committed+1..it leniently. */
+static int settle_unsalted(struct wal_decoder *d, const struct wsrc *w, struct err *err)
+{
+    uint32_t u = d->unsalted_commit;
+    struct wal_frame_header fh;
+    bool ok;
+    int rc;
+
+    d->unsalted_commit = 0;
+    if (u <= d->committed || frame_end(d, u) > d->hwm)
+        return 0;
+    rc = frame_header_now(d, w, u, &fh, &ok, err);
+    if (rc || !ok || fh.db_pages == 0 || !zero_salted(&fh))
+        return rc;
+    rc = advance(d, w, u, true, err);
+    if (d->pending <= d->committed)
+        d->pending = 0;
+    if (d->committed == u) {
+        /* The next frame's stored checksum chains from a value SQLite never wrote down, so
+         * it can only be checked by its salts: trust only bytes written from now on (frames
+         * after u hold stale spilled data until SQLite overwrites them). */
+        uint64_t end = frame_end(d, u);
+        if (w->len && w->off <= end && w->off + w->len > end)
+            end = w->off + w->len;
+        d->hwm = end;
+    }
+    return rc;
+}
+
+/* The write touched [0, 32): maybe a new header. */
+static int handle_header_write(struct wal_decoder *d, const struct wsrc *w, struct err *err)
+{
+    struct wal_header h;
+    const uint8_t *p;
+    size_t got;
+    int rc;
+
+    rc = fetch(d, w, 0, WAL_HEADER_BYTES, &p, &got, err);
+    if (rc)
+        return rc;
+    if (got < WAL_HEADER_BYTES)
+        return 0;
+    if (d->have_header && memcmp(p, d->hdr_bytes, WAL_HEADER_BYTES) == 0)
+        return 0; /* rewritten unchanged */
+    if (wal_header_parse(p, &h, NULL) != 0)
+        return 0; /* torn or not (yet) a header: SQLite would ignore the file too */
+    if (d->have_header && d->unsalted_commit > d->committed) {
+        /* a restart proves SQLite finished the transaction ending at unsalted_commit */
+        rc = settle_unsalted(d, w, err);
+        if (rc)
+            return rc;
+    }
+    {
+        uint8_t copy[WAL_HEADER_BYTES];
+        memcpy(copy, p, sizeof(copy)); /* p may point into scratch */
+        return adopt_header(d, copy, &h, err);
+    }
 }
 
 struct wal_decoder *wal_decoder_new(const struct wal_decoder_ops *ops, void *arg,
@@ -407,7 +500,7 @@ int wal_decoder_scan(struct wal_decoder *d, uint64_t file_size, struct err *err)
     rc = adopt_header(d, hb, &h, err);
     if (rc)
         return rc;
-    rc = advance(d, &none, frames_below(d, file_size), err);
+    rc = advance(d, &none, frames_below(d, file_size), false, err);
     /* Bytes past the last commit are stale or belong to an open transaction that will be
      * rewritten: they are trusted again only once written (unless a callback failed: then
      * wal_decoder_recheck() must see them). */
@@ -466,6 +559,8 @@ int wal_decoder_wrote(struct wal_decoder *d, uint64_t off, const void *buf, size
                 return rc;
             if (ok && fh.db_pages != 0 && fh.salt1 == d->hdr.salt1 && fh.salt2 == d->hdr.salt2)
                 cand = f;
+            else if (ok && fh.db_pages != 0 && zero_salted(&fh))
+                d->unsalted_commit = f; /* awaiting its checksum rewrite (or the SQLite bug) */
             if (f == UINT32_MAX)
                 break;
         }
@@ -485,6 +580,24 @@ int wal_decoder_wrote(struct wal_decoder *d, uint64_t off, const void *buf, size
             d->cached_off = hoff;
         }
     }
+
+    /* A correctly salted frame after a zero-salted commit frame: SQLite finished that
+     * transaction without rewriting its checksums (the SQLite-bug rule in decoder.h). */
+    if (d->unsalted_commit > d->committed && f1 > d->unsalted_commit) {
+        struct wal_frame_header nx;
+        bool ok;
+
+        rc = frame_header_now(d, &w, d->unsalted_commit + 1, &nx, &ok, err);
+        if (rc)
+            return rc;
+        if (ok && nx.salt1 == d->hdr.salt1 && nx.salt2 == d->hdr.salt2) {
+            rc = settle_unsalted(d, &w, err);
+            if (rc)
+                return rc;
+        }
+    }
+    if (cand != 0 && frame_end(d, cand) > d->hwm)
+        cand = 0; /* settling made the stale bytes after it untrusted again */
 
     if (cand == 0)
         return 0;
@@ -519,7 +632,7 @@ int wal_decoder_recheck(struct wal_decoder *d, struct err *err)
     limit = frames_below(d, d->hwm);
     if (limit <= d->committed)
         return 0;
-    rc = advance(d, &none, limit, err);
+    rc = advance(d, &none, limit, false, err);
     if (d->pending <= d->committed)
         d->pending = 0;
     return rc;

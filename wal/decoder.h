@@ -16,6 +16,20 @@
  *            corrupt tail is never reported, nor anything after it.
  *          - SQLite's sync padding (copies of the commit frame, synchronous=FULL with psow=0)
  *            arrives as further one-frame commits.
+ *          - SQLite bug (seen with 3.40.1, Debian 12; fixed in later releases): after ROLLBACK TO
+ *            a savepoint whose changes had spilled and been rewritten in place, the commit's
+ *            frames are left with zero salts/checksums and never rewritten, and later frames
+ *            chain from a stale value. The live SQLite treats the transaction as committed (and
+ *            checkpoints it); its own crash recovery would drop it and everything after it. The
+ *            decoder accepts such a transaction only on proof that SQLite finished it: the
+ *            frames after the last valid one are all zero-salted, the last is a commit frame,
+ *            and SQLite then appends a correctly salted frame after it or writes a new header.
+ *            From then on, until the next restart, commits are reported with `rechained` set:
+ *            their stored salts/checksums do not form the chain, and the caller must rewrite
+ *            them with wal_frames_rechain() (from prev1/prev2) before shipping. Their page
+ *            bytes, page numbers and db sizes are what SQLite committed. A truncation right
+ *            after such a commit (wal_checkpoint(TRUNCATE)) loses it: not handled; a scan never
+ *            applies this rule (it cannot tell such a commit from one torn by a crash).
  *          - A valid 32-byte header written at offset 0 that differs from the current one (or is
  *            the first) is a restart: on_restart(new header), then frames count from 1 again.
  *            Rewriting an identical header is not a restart. An invalid/torn header is ignored.
@@ -59,8 +73,12 @@ struct wal_commit {
     uint32_t page_size;      /* 512..65536 */
     uint32_t salt1, salt2;   /* the header's (= every frame's) salts */
     uint32_t ckpt_seq;       /* the header's checkpoint sequence */
-    uint32_t cksum1, cksum2; /* cumulative checksum after frame `last` (its stored checksum) */
+    uint32_t cksum1, cksum2; /* cumulative checksum after frame `last` (= its stored checksum
+                              * unless rechained) */
+    uint32_t prev1, prev2;   /* cumulative checksum before frame `first` (seed1/2 if first=1) */
     uint32_t seed1, seed2;   /* header checksum: seed of frame 1 (bottomless .meta) */
+    bool rechained;          /* stored salts/checksums of first..last are not the chain: ship
+                              * them through wal_frames_rechain(prev) (see Rules) */
     bool big_endian;         /* checksum byte order (magic 0x377f0683) */
     uint64_t first_off;      /* byte offset of frame `first` */
     uint64_t n_bytes;        /* (last - first + 1) * (24 + page_size) */
@@ -113,8 +131,8 @@ uint32_t wal_decoder_committed(const struct wal_decoder *d);
 /* Byte offset just past the last committed frame (32 after a header with no commit; 0 with no
  * header). */
 uint64_t wal_decoder_committed_end(const struct wal_decoder *d);
-/* Cumulative checksum after the last committed frame (the header checksum when none).
- * false when there is no header. */
+/* Cumulative checksum after the last committed frame (the header checksum when none), in
+ * the shipped (rechained) chain. false when there is no header. */
 bool wal_decoder_checksum(const struct wal_decoder *d, uint32_t out[2]);
 /* Copies the current header; false when there is none (*out untouched). */
 bool wal_decoder_header(const struct wal_decoder *d, struct wal_header *out);

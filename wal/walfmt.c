@@ -2,7 +2,8 @@
  *
  * A -wal file is a 32-byte header followed by frames. Header fields, all big-endian u32:
  *   0 magic (0x377f0682: checksum words little-endian; 0x377f0683: big-endian)
- *   4 format version 3007000    8 page size (1 means 65536)    12 checkpoint sequence
+ *   4 format version 3007000    8 page size (SQLite writes 65536 as is; 1 is read as 65536)
+ *  12 checkpoint sequence
  *  16 salt-1   20 salt-2   24 checksum-1   28 checksum-2 (over bytes 0..23, seed 0,0)
  * Frame n (1-based) starts at 32 + (n-1)*(24+page_size): a 24-byte header
  *   0 page number   4 db size in pages after commit (0 = not a commit frame)
@@ -81,7 +82,7 @@ void wal_header_encode(const struct wal_header *h, uint8_t out[WAL_HEADER_BYTES]
     uint32_t s[2] = {0, 0};
     be32_store(out, h->big_endian ? WAL_MAGIC_BE : WAL_MAGIC_LE);
     be32_store(out + 4, WAL_FORMAT_VERSION);
-    be32_store(out + 8, h->page_size == 65536 ? 1 : h->page_size);
+    be32_store(out + 8, h->page_size); /* SQLite writes 65536 as is (1 only in db headers) */
     be32_store(out + 12, h->ckpt_seq);
     be32_store(out + 16, h->salt1);
     be32_store(out + 20, h->salt2);
@@ -106,4 +107,20 @@ bool wal_frame_checksum_ok(bool big_endian, const uint8_t *frame_header, const u
     wal_checksum(big_endian, frame_header, 8, s);
     wal_checksum(big_endian, page, page_size, s);
     return s[0] == be32_load(frame_header + 16) && s[1] == be32_load(frame_header + 20);
+}
+
+void wal_frames_rechain(bool big_endian, uint32_t salt1, uint32_t salt2, uint32_t page_size,
+                        uint8_t *frames, size_t n_frames, uint32_t s[2])
+{
+    size_t fsize = WAL_FRAME_HEADER_BYTES + (size_t)page_size;
+
+    for (size_t i = 0; i < n_frames; i++) {
+        uint8_t *f = frames + i * fsize;
+        be32_store(f + 8, salt1);
+        be32_store(f + 12, salt2);
+        wal_checksum(big_endian, f, 8, s);
+        wal_checksum(big_endian, f + WAL_FRAME_HEADER_BYTES, page_size, s);
+        be32_store(f + 16, s[0]);
+        be32_store(f + 20, s[1]);
+    }
 }

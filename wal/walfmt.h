@@ -22,7 +22,7 @@
 struct wal_header {
     uint32_t magic;
     uint32_t version;
-    uint32_t page_size; /* decoded: 65536 when stored as 1 */
+    uint32_t page_size; /* decoded: 65536 also when stored as 1 */
     uint32_t ckpt_seq;
     uint32_t salt1, salt2;
     uint32_t cksum1, cksum2; /* header checksum = seed of frame 1's checksum */
@@ -61,7 +61,8 @@ static inline void be64_store(uint8_t *p, uint64_t v)
 bool wal_page_size_valid(uint32_t page_size);
 /* Parses and validates (magic, version, page size, header checksum): 0 or EBADMSG. */
 int wal_header_parse(const uint8_t p[WAL_HEADER_BYTES], struct wal_header *out, struct err *err);
-/* Builds a valid 32-byte header (used by tests and by restore tooling). */
+/* Builds a valid 32-byte header as SQLite does (page size 65536 written as 65536: SQLite's
+ * recovery rejects a WAL header holding 1). Used by tests and by restore tooling. */
 void wal_header_encode(const struct wal_header *h, uint8_t out[WAL_HEADER_BYTES]);
 void wal_frame_header_parse(const uint8_t p[WAL_FRAME_HEADER_BYTES], struct wal_frame_header *out);
 /* SQLite's checksum step: folds len bytes (a multiple of 8) into s[0], s[1]. */
@@ -70,6 +71,12 @@ void wal_checksum(bool big_endian, const uint8_t *p, size_t len, uint32_t s[2]);
  * Returns true when it equals the stored cksum1/cksum2 (s is updated either way). */
 bool wal_frame_checksum_ok(bool big_endian, const uint8_t *frame_header, const uint8_t *page,
                            uint32_t page_size, uint32_t s[2]);
+/* Rewrites the salts and checksums of n_frames consecutive frames (24-byte header + page each)
+ * so that they chain from s (in/out: the cumulative checksum before the first frame, after the
+ * last on return). A range that already chains from s comes out byte-identical. Used to ship
+ * frames whose stored chain SQLite left broken (see wal_commit.rechained in decoder.h). */
+void wal_frames_rechain(bool big_endian, uint32_t salt1, uint32_t salt2, uint32_t page_size,
+                        uint8_t *frames, size_t n_frames, uint32_t s[2]);
 /* Byte offset of 1-based frame n. */
 static inline uint64_t wal_frame_offset(uint32_t page_size, uint32_t n)
 {
