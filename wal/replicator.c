@@ -458,6 +458,14 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (!buf)
         return ERR(err, ENOMEM, "replicator: out of memory");
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        /* The generation directory goes when it is empty (after the snapshot upload or at
+         * startup) while the generation may still be open: make it again. */
+        char gdir[REPL_PATH_MAX];
+        if (gen_path(db, &g, NULL, gdir, sizeof(gdir)) == 0 &&
+            fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL) == 0)
+            fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    }
     if (fd < 0) {
         rc = ERR(err, errno, "replicator: create %s: %s", tmp, errno_name(errno));
         goto out;
@@ -954,6 +962,14 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
         }
         qsort(segs, n_segs, sizeof(*segs), cmp_item_first);
         for (size_t k = 0; k < n_segs; k++) {
+            if (has_cur && gen_id_eq(&gens[i], cur) && segs[k]->last <= db->st.uploaded) {
+                char p[REPL_PATH_MAX], nm[80];
+                seg_name(segs[k]->first, segs[k]->last, segs[k]->ts, nm, sizeof(nm));
+                if (path_join(p, sizeof(p), gdir, nm) == 0)
+                    unlink(p); /* uploaded before the crash */
+                free(segs[k]);
+                continue;
+            }
             db->staged_bytes += segs[k]->bytes;
             if (has_cur && gen_id_eq(&gens[i], cur) && segs[k]->last > *max_seg_out)
                 *max_seg_out = segs[k]->last;
@@ -1850,6 +1866,10 @@ static void *uploader_main(void *arg)
         }
         pthread_mutex_unlock(&pick->mu);
         pthread_mutex_unlock(&r->mu);
+        /* The watermark is durable before the staged file goes: a crash in between re-sends
+         * the same key (same bytes), never a new range. */
+        if (rc == 0 && it.kind == ITEM_SEG)
+            db_persist(pick);
         if (rc == 0)
             item_done_cleanup(pick, &it);
         if (started_outage)
@@ -1857,8 +1877,6 @@ static void *uploader_main(void *arg)
                      pick->name, pick->gen_str, e.msg, e.http_status);
         if (ended_outage)
             LOG_INFO("upload: recovered db=%s", pick->name);
-        if (rc == 0 && it.kind == ITEM_SEG)
-            db_persist(pick);
         pthread_mutex_lock(&r->mu);
     }
     pthread_mutex_unlock(&r->mu);

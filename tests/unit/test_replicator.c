@@ -260,6 +260,21 @@ static void fx_init(struct fx *f, const char *tag)
     f->s3 = s3_client_new(&f->conf, &e);
     cr_assert_not_null(f->s3, "%s", e.msg);
     cr_assert_eq(s3_ensure_bucket(f->s3, true, &e), 0, "%s", e.msg);
+    /* Swift makes a new container visible to all its servers a little later: wait (with a
+     * deadline) until a probe object can be written and listed. */
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {
+        struct err pe = {0};
+        struct s3_list_opts lo = {.prefix = "probe"};
+        struct s3_list_page pg = {0};
+        ok = s3_put_object(f->s3, "probe", "x", 1, &pe) == 0 &&
+             s3_list_page(f->s3, &lo, NULL, &pg, &pe) == 0 && pg.n_objects == 1;
+        s3_list_page_free(&pg);
+        if (!ok)
+            usleep(100 * 1000);
+    }
+    cr_assert(ok, "bucket %s never became usable", f->bucket);
+    cr_assert_eq(s3_delete_object(f->s3, "probe", &e), 0, "%s", e.msg);
     shim_register();
 }
 
@@ -350,7 +365,12 @@ static void restore_and_compare(struct fx *f, long want_rows)
     o.strict = true;
     o.skip_integrity = true; /* checked below with our own connection */
     unlink(f->target);
-    cr_assert_eq(restore_run(f->s3, &o, &res, &e), 0, "restore: %s", e.msg);
+    /* a client of its own, like the CLI would use */
+    struct s3_client *rs3 = s3_client_new(&f->conf, &e);
+    cr_assert_not_null(rs3, "%s", e.msg);
+    int rrc = restore_run(rs3, &o, &res, &e);
+    s3_client_free(rs3);
+    cr_assert_eq(rrc, 0, "restore: rc=%d %s (%s)", rrc, e.msg, res.reason);
     cr_expect(!res.partial, "partial restore: %s", res.reason);
     sqlite3 *tdb = NULL;
     sqlite3_stmt *ist = NULL;
