@@ -1,0 +1,125 @@
+/* tests/unit/test_fs_config.c - option parsing (fs/config.c, compiled in here): defaults,
+ * environment values, -o winning over them, validation messages, FUSE options passed on. */
+#include "../../fs/config.c"
+
+#include <criterion/criterion.h>
+
+static const char *ENVS[] = {"LIBSQL_BOTTOMLESS_ENDPOINT", "LIBSQL_BOTTOMLESS_BUCKET",
+                             "AWS_REGION", "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION",
+                             "LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS",
+                             "LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES", "LIBSQL_BOTTOMLESS_COMPRESSION"};
+
+static void clean_env(void)
+{
+    for (size_t i = 0; i < sizeof(ENVS) / sizeof(ENVS[0]); i++)
+        unsetenv(ENVS[i]);
+}
+
+static int parse(struct fs_config *cfg, struct err *err, int argc, const char **argv)
+{
+    bool exit_now = false;
+    memset(err, 0, sizeof(*err));
+    int rc = fs_config_parse(cfg, argc, (char **)argv, &exit_now, err);
+    cr_expect_not(exit_now);
+    return rc;
+}
+
+TestSuite(fs_config, .init = clean_env);
+
+Test(fs_config, defaults)
+{
+    struct fs_config cfg;
+    struct err err;
+    const char *argv[] = {"bottomlessfs", "/", "/tmp"};
+    cr_assert_eq(parse(&cfg, &err, 3, argv), 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.backing_dir, "/");
+    cr_expect_str_eq(cfg.mountpoint, "/tmp");
+    cr_expect_eq(cfg.batch_interval_ms, 1000);
+    cr_expect_eq(cfg.batch_max_frames, 10000);
+    cr_expect_str_eq(cfg.compression, "zstd");
+    cr_expect_not(cfg.durable);
+    cr_expect_not(cfg.writeback);
+    cr_expect_not(cfg.foreground);
+    cr_expect_null(cfg.endpoint);
+    cr_expect_eq(cfg.flush_timeout_ms, 60000);
+    bool has_dp = false;
+    for (int i = 0; i < cfg.fuse_argc; i++)
+        has_dp |= strstr(cfg.fuse_argv[i], "default_permissions") != NULL;
+    cr_expect(has_dp);
+    fs_config_free(&cfg);
+}
+
+Test(fs_config, environment_and_o_wins)
+{
+    struct fs_config cfg;
+    struct err err;
+    setenv("LIBSQL_BOTTOMLESS_ENDPOINT", "http://127.0.0.1:9000", 1);
+    setenv("LIBSQL_BOTTOMLESS_BUCKET", "envbucket", 1);
+    setenv("LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS", "2.5", 1);
+    setenv("LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES", "77", 1);
+    setenv("LIBSQL_BOTTOMLESS_COMPRESSION", "gzip", 1);
+    setenv("LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION", "eu-west-1", 1);
+    const char *argv[] = {"bottomlessfs", "-o", "bucket=optbucket,compression=none", "/", "/tmp"};
+    cr_assert_eq(parse(&cfg, &err, 5, argv), 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.endpoint, "http://127.0.0.1:9000");
+    cr_expect_str_eq(cfg.bucket, "optbucket");
+    cr_expect_str_eq(cfg.compression, "none");
+    cr_expect_eq(cfg.batch_interval_ms, 2500);
+    cr_expect_eq(cfg.batch_max_frames, 77);
+    cr_expect_str_eq(cfg.region, "eu-west-1");
+    fs_config_free(&cfg);
+    setenv("AWS_REGION", "us-west-2", 1);
+    const char *argv2[] = {"bottomlessfs", "/", "/tmp"};
+    cr_assert_eq(parse(&cfg, &err, 3, argv2), 0, "%s", err.msg);
+    cr_expect_str_eq(cfg.region, "us-west-2");
+    fs_config_free(&cfg);
+}
+
+Test(fs_config, our_flags_and_fuse_passthrough)
+{
+    struct fs_config cfg;
+    struct err err;
+    const char *argv[] = {"bottomlessfs", "/",  "-o", "durable,writeback=250,allow_other,noatime",
+                          "-f",           "/tmp", "-o", "flush_timeout=5,list_ttl=0.5"};
+    cr_assert_eq(parse(&cfg, &err, 8, argv), 0, "%s", err.msg);
+    cr_expect(cfg.durable);
+    cr_expect(cfg.writeback);
+    cr_expect_eq(cfg.writeback_ms, 250);
+    cr_expect(cfg.allow_other);
+    cr_expect(cfg.foreground);
+    cr_expect_eq(cfg.flush_timeout_ms, 5000);
+    cr_expect_eq(cfg.list_ttl_ms, 500);
+    bool has_noatime = false, has_allow = false;
+    for (int i = 0; i < cfg.fuse_argc; i++) {
+        has_noatime |= strcmp(cfg.fuse_argv[i], "noatime") == 0;
+        has_allow |= strcmp(cfg.fuse_argv[i], "allow_other") == 0;
+    }
+    cr_expect(has_noatime && has_allow);
+    fs_config_free(&cfg);
+    const char *argv2[] = {"bottomlessfs", "-o", "writeback", "/", "/tmp"};
+    cr_assert_eq(parse(&cfg, &err, 5, argv2), 0, "%s", err.msg);
+    cr_expect_eq(cfg.writeback_ms, FS_DEFAULT_WRITEBACK_MS);
+    fs_config_free(&cfg);
+}
+
+Test(fs_config, errors_name_the_problem)
+{
+    struct fs_config cfg;
+    struct err err;
+    const char *a1[] = {"bottomlessfs", "/"};
+    cr_expect_eq(parse(&cfg, &err, 2, a1), EINVAL);
+    cr_expect(strstr(err.msg, "BACKING_DIR and MOUNTPOINT") != NULL, "%s", err.msg);
+    const char *a2[] = {"bottomlessfs", "/nonexistent-dir-xyz", "/tmp"};
+    cr_expect_eq(parse(&cfg, &err, 3, a2), ENOENT);
+    cr_expect(strstr(err.msg, "no such directory") != NULL, "%s", err.msg);
+    const char *a3[] = {"bottomlessfs", "-o", "compression=lz4", "/", "/tmp"};
+    cr_expect_eq(parse(&cfg, &err, 5, a3), EINVAL);
+    cr_expect(strstr(err.msg, "compression=lz4") != NULL, "%s", err.msg);
+    const char *a4[] = {"bottomlessfs", "-o", "batch_max_frames=12x", "/", "/tmp"};
+    cr_expect_eq(parse(&cfg, &err, 5, a4), EINVAL);
+    cr_expect(strstr(err.msg, "batch_max_frames=12x") != NULL, "%s", err.msg);
+    setenv("LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS", "soon", 1);
+    const char *a5[] = {"bottomlessfs", "/", "/tmp"};
+    cr_expect_eq(parse(&cfg, &err, 3, a5), EINVAL);
+    cr_expect(strstr(err.msg, "batch_interval=soon") != NULL, "%s", err.msg);
+}
