@@ -61,6 +61,27 @@ struct live {
     uint64_t wal_hwm;
 };
 
+/* The test's temporary directory, removed by the suite's fini even when an assertion fails
+ * (each test runs in its own process, so this is per test). */
+static char cleanup_dir[64];
+
+static void remove_test_dir(void)
+{
+    static const char *const names[] = {"t.db", "t.db-wal", "t.db-shm", "t.db-journal"};
+    char p[128];
+
+    if (!cleanup_dir[0])
+        return;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", cleanup_dir, names[i]);
+        unlink(p);
+    }
+    rmdir(cleanup_dir);
+    cleanup_dir[0] = 0;
+}
+
+TestSuite(wal_sqlite, .fini = remove_test_dir);
+
 static void failf(struct live *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void failf(struct live *l, const char *fmt, ...)
 {
@@ -389,7 +410,9 @@ static void live_open(struct live *l, uint32_t page_size, const char *uri_params
     memset(l, 0, sizeof(*l));
     l->wal_fd = l->db_fd = -1;
     snprintf(l->dir, sizeof(l->dir), "/tmp/bfs-walsql-XXXXXX");
+    remove_test_dir(); /* a previous database of the same test */
     cr_assert_not_null(mkdtemp(l->dir));
+    memcpy(cleanup_dir, l->dir, sizeof(cleanup_dir));
     snprintf(l->db_path, sizeof(l->db_path), "%s/t.db", l->dir);
     snprintf(l->wal_path, sizeof(l->wal_path), "%s-wal", l->db_path);
 
