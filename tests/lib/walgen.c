@@ -265,6 +265,12 @@ void walgen_rollback_to(struct walgen *g, uint32_t n)
     chain_from(g, n);
 }
 
+void walgen_set_chain(struct walgen *g, uint32_t s0, uint32_t s1)
+{
+    g->s[0] = s0;
+    g->s[1] = s1;
+}
+
 void walgen_truncate(struct walgen *g, uint64_t size)
 {
     memwal_truncate(&g->img, size);

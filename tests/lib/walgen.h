@@ -69,6 +69,8 @@ void walgen_rewrite_checksums(struct walgen *g, uint32_t from, uint32_t to);
 /* Rolls back: the next frame appended is n+1, chaining from frame n's stored checksum. */
 void walgen_rollback_to(struct walgen *g, uint32_t n);
 void walgen_truncate(struct walgen *g, uint64_t size);
+/* Sets the running checksum the next appended frame chains from (to mimic SQLite bugs). */
+void walgen_set_chain(struct walgen *g, uint32_t s0, uint32_t s1);
 /* Flips one bit at byte off in the image and in the last logged write that holds it (so a
  * replay of the log produces the corrupt image). */
 void walgen_flip_bit(struct walgen *g, uint64_t off, unsigned bit);

@@ -621,6 +621,8 @@ Test(wal_decoder, mixed_history_expected_commits)
     expect_commit(&r, 5, 15, 16, 6);
     expect_commit(&r, 6, 17, 17, 6);
     expect_commit(&r, 7, 1, 2, 6);
+    for (size_t i = 0; i < r.n; i++)
+        cr_expect(!r.c[i].rechained, "commit %zu rechained", i);
     wal_decoder_free(d);
     memwal_free(&f);
     walgen_free(g);
@@ -822,6 +824,140 @@ Test(wal_decoder, corrupt_tail_is_not_reread_on_every_commit)
     /* the first failed validation reads ~2 frames; later commits must not re-read them all */
     cr_expect_lt(r.read_bytes, (size_t)20 * 1048, "read back %zu bytes", r.read_bytes);
     /* rewriting the bad frame correctly (as SQLite never would) revives the chain */
+    wal_decoder_free(d);
+    memwal_free(&f);
+    walgen_free(g);
+}
+
+/* SQLite 3.40.1 after ROLLBACK TO of a spilled savepoint: the commit's frames stay zero-salted
+ * (never rewritten) and the next transaction chains from a stale value. */
+static struct walgen *sqlite_bug_history(void)
+{
+    struct walgen *g = walgen_new(1024, false, 0x51, 0x52);
+
+    walgen_header(g);
+    walgen_frame(g, 1, 0, 0);
+    walgen_commit(g, 2, 2);              /* tx 1: frames 1-2 */
+    walgen_frame_unsalted(g, 3, 0, 0);   /* tx 2: frames 3-4, zero-salted, never rewritten */
+    walgen_frame_unsalted(g, 1, 3, 0);
+    walgen_set_chain(g, 0x1234567, 0x89abcdef); /* the stale seed SQLite picked up */
+    walgen_frame(g, 2, 0, 1);            /* tx 3: frames 5-6 */
+    walgen_commit(g, 3, 3);
+    walgen_commit(g, 1, 3);              /* tx 4: frame 7 */
+    return g;
+}
+
+Test(wal_decoder, sqlite_bug_zero_salted_commit_is_rechained)
+{
+    struct walgen *g = sqlite_bug_history();
+    struct memwal f;
+    struct rec r;
+    struct wal_decoder *d = feed(&r, &f, g, SPLIT_NONE, 0);
+
+    cr_assert_eq(r.n, 4, "%zu commits", r.n);
+    expect_commit(&r, 0, 1, 2, 2);
+    expect_commit(&r, 1, 3, 4, 3);
+    expect_commit(&r, 2, 5, 6, 3);
+    expect_commit(&r, 3, 7, 7, 3);
+    cr_expect(!r.c[0].rechained);
+    for (size_t i = 1; i < 4; i++) {
+        cr_expect(r.c[i].rechained, "commit %zu", i);
+        cr_expect_eq(r.c[i].prev1, r.c[i - 1].cksum1);
+        cr_expect_eq(r.c[i].prev2, r.c[i - 1].cksum2);
+    }
+    /* rechaining every reported frame gives a WAL that validates strictly */
+    struct memwal shipped = {0};
+    memwal_write(&shipped, 0, walgen_image(g)->data, walgen_image(g)->len);
+    for (size_t i = 1; i < 4; i++) {
+        uint32_t s[2] = {r.c[i].prev1, r.c[i].prev2};
+        wal_frames_rechain(false, r.c[i].salt1, r.c[i].salt2, 1024,
+                           shipped.data + r.c[i].first_off, r.c[i].last - r.c[i].first + 1, s);
+        cr_expect_eq(s[0], r.c[i].cksum1);
+        cr_expect_eq(s[1], r.c[i].cksum2);
+    }
+    struct rec r2;
+    struct wal_decoder *d2 = rec_decoder(&r2, &shipped);
+    cr_assert_eq(wal_decoder_scan(d2, shipped.len, NULL), 0);
+    same_commits(&r, &r2, "shipped");
+    /* a scan of the original never applies the rule */
+    struct rec r3;
+    struct wal_decoder *d3 = rec_decoder(&r3, walgen_image(g));
+    cr_assert_eq(wal_decoder_scan(d3, walgen_image(g)->len, NULL), 0);
+    cr_expect_eq(r3.n, 1);
+    /* the same in any split */
+    for (unsigned seed = 1; seed <= 6; seed++) {
+        struct memwal f2;
+        struct rec *o = malloc(sizeof(*o));
+        struct wal_decoder *d4 = feed(o, &f2, g, seed % 3 == 0 ? SPLIT_COALESCE : SPLIT_RANDOM,
+                                      seed);
+        same_commits(&r, o, "split");
+        wal_decoder_free(d4);
+        memwal_free(&f2);
+        free(o);
+    }
+    wal_decoder_free(d);
+    wal_decoder_free(d2);
+    wal_decoder_free(d3);
+    memwal_free(&f);
+    memwal_free(&shipped);
+    walgen_free(g);
+}
+
+Test(wal_decoder, zero_salted_commit_without_proof_is_not_reported)
+{
+    struct walgen *g = walgen_new(1024, false, 0x51, 0x52);
+    struct memwal f;
+    struct rec r;
+    struct wal_decoder *d;
+
+    walgen_header(g);
+    walgen_commit(g, 1, 1);
+    walgen_frame_unsalted(g, 3, 0, 0); /* a commit torn between frame write and rewrite */
+    walgen_frame_unsalted(g, 1, 3, 0);
+    d = feed(&r, &f, g, SPLIT_NONE, 0);
+    cr_expect_eq(r.n, 1);
+    /* a stale, correctly salted frame already after it is no proof */
+    wal_decoder_free(d);
+    memwal_free(&f);
+    walgen_free(g);
+
+    g = walgen_new(1024, false, 0x51, 0x52);
+    walgen_header(g);
+    walgen_commit(g, 1, 1);
+    walgen_frame(g, 2, 0, 0); /* frames 2-4 spilled then rolled back: stale, salted */
+    walgen_frame(g, 3, 0, 0);
+    walgen_frame(g, 4, 0, 0);
+    walgen_rollback_to(g, 1);
+    walgen_frame_unsalted(g, 3, 0, 1);
+    walgen_frame_unsalted(g, 1, 3, 1); /* frame 3; frame 4 still the stale one */
+    d = feed(&r, &f, g, SPLIT_NONE, 0);
+    cr_expect_eq(r.n, 1);
+    wal_decoder_free(d);
+    memwal_free(&f);
+    walgen_free(g);
+}
+
+Test(wal_decoder, sqlite_bug_commit_settled_by_restart)
+{
+    struct walgen *g = walgen_new(1024, false, 0x51, 0x52);
+    struct memwal f;
+    struct rec r;
+    struct wal_decoder *d;
+
+    walgen_header(g);
+    walgen_commit(g, 1, 1);
+    walgen_frame_unsalted(g, 3, 0, 0);
+    walgen_frame_unsalted(g, 1, 3, 0);
+    walgen_restart(g, 0x53, 0x54); /* checkpointed (it was committed), restarted */
+    walgen_commit(g, 2, 3);
+    d = feed(&r, &f, g, SPLIT_NONE, 0);
+    cr_assert_eq(r.n, 3);
+    expect_commit(&r, 1, 2, 3, 3);
+    cr_expect(r.c[1].rechained);
+    cr_expect_eq(r.c[1].salt1, 0x51u);
+    expect_commit(&r, 2, 1, 1, 3);
+    cr_expect(!r.c[2].rechained, "the new sequence chains normally");
+    cr_expect_eq(r.n_restarts, 2);
     wal_decoder_free(d);
     memwal_free(&f);
     walgen_free(g);
