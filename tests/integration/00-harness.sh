@@ -174,7 +174,11 @@ expect_ok("delay")
 t1 = time.monotonic()
 check(t1 - t0 >= 1.4, "delay: took only %.2fs" % (t1 - t0))
 expect_ok("after delay")
-check(time.monotonic() - t1 < 1.4, "delay applied to more than 1 request")
+deadline = time.monotonic() + 5  # the proxy logs a request after answering it
+while open(log).read().count("fault=ok") < 1 or "fault=delay 1500 (0 left)" not in open(log).read():
+    check(time.monotonic() < deadline, "delay not logged")
+    time.sleep(0.05)
+check(open(log).read().count("fault=delay") == 1, "delay applied to more than 1 request")
 
 # hang: the hung request times out, while other requests keep working meanwhile
 set_mode("hang 1")
@@ -182,7 +186,7 @@ result = {}
 def hung():
     t = time.monotonic()
     try:
-        client(read_timeout=4).get_object(Bucket=bucket, Key="p/obj")["Body"].read()
+        client(read_timeout=8).get_object(Bucket=bucket, Key="p/obj")["Body"].read()
         result["r"] = "answered"
     except botocore.exceptions.ReadTimeoutError:
         result["r"] = "timeout"
@@ -195,12 +199,11 @@ deadline = time.monotonic() + 10
 while "hanging" not in open(log).read():
     check(time.monotonic() < deadline, "hang: the request never reached the proxy")
     time.sleep(0.05)
-t0 = time.monotonic()
 expect_ok("request during a hang")
-check(time.monotonic() - t0 < 3, "hang blocked another request")
+check("r" not in result, "hang: another request had to wait until the hung one ended")
 th.join(30)
 check(result.get("r") == "timeout", "hang: %r" % result)
-check(result["t"] >= 3.5, "hang: gave up after %.2fs" % result["t"])
+check(result["t"] >= 7.5, "hang: gave up after %.2fs" % result["t"])
 
 set_mode("bogus mode")
 expect_ok("an unknown mode forwards")
