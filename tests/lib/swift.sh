@@ -3,7 +3,7 @@
 #
 #   swift.sh start DIR PORT     start account/container/object servers and a proxy with
 #                               s3api+tempauth on 127.0.0.1:PORT; wait until all answer
-#                               /healthcheck (deadline SWIFT_START_TIMEOUT, default 60 s)
+#                               /healthcheck (deadline SWIFT_START_TIMEOUT, default 120 s)
 #   swift.sh stop DIR           stop everything started from DIR (pid files in DIR/run)
 #   swift.sh stop-proxy DIR     stop only the proxy (simulates an S3 outage)
 #   swift.sh start-proxy DIR    start the proxy again and wait until it is ready
@@ -38,8 +38,14 @@ port_busy() { # true if something accepts connections on 127.0.0.1:$1
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-healthy() { # healthy PORT -> true if GET /healthcheck answers OK
-    [[ $(curl -s -m 2 "http://127.0.0.1:$1/healthcheck" 2>/dev/null) == OK ]]
+healthy() { # healthy PORT -> true if GET /healthcheck answers 200 OK (bash only, no curl)
+    timeout 3 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf "GET /healthcheck HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" >&3
+        IFS= read -r status <&3 || exit 1
+        [[ $status == "HTTP/1."?" 200"* ]] || exit 1
+        body=$(cat <&3) && [[ $body == *OK ]]
+    ' _ "$1" 2>/dev/null
 }
 
 alive() { # alive PID: the process exists and is not a zombie
@@ -209,7 +215,7 @@ start_server() { # start_server NAME: launch it in its own session, record its p
 }
 
 wait_ready() { # wait_ready NAME...: poll /healthcheck of each until OK or deadline
-    local deadline=$((SECONDS + ${SWIFT_START_TIMEOUT:-60})) name
+    local deadline=$((SECONDS + ${SWIFT_START_TIMEOUT:-120})) name
     for name in "$@"; do
         until healthy "$(port_of "$name")"; do
             if ! pid_of "$name" >/dev/null; then
@@ -219,7 +225,7 @@ wait_ready() { # wait_ready NAME...: poll /healthcheck of each until OK or deadl
             fi
             if ((SECONDS >= deadline)); then
                 echo "swift.sh: $name server not ready on port $(port_of "$name")" \
-                    "after ${SWIFT_START_TIMEOUT:-60} s; its log:" >&2
+                    "after ${SWIFT_START_TIMEOUT:-120} s; its log:" >&2
                 tail -n 30 "$DIR/log/$name.log" >&2 || true
                 return 1
             fi
