@@ -15,9 +15,15 @@ PY=/usr/bin/python3
 run_mode() {
     local mode=$1
     shift
-    local B=$TEST_TMP/$mode/back M=$TEST_TMP/$mode/mnt
+    # a non-root user must reach the mount: use a world-traversable directory of our own
+    # (TEST_TMP may sit under a 0700 directory of the harness)
+    local W
+    W=$(mktemp -d /tmp/bfs-40-fs-files-$mode.XXXXXX)
+    on_exit rm -rf --one-file-system "$W"
+    chmod 755 "$W"
+    local B=$W/back M=$W/mnt
     mkdir -p "$B" "$M"
-    chmod 755 "$TEST_TMP" "$TEST_TMP/$mode" "$B" # a non-root user must reach the mount
+    chmod 755 "$B"
     mkdir "$B/.bottomless" && echo secret >"$B/.bottomless/staged"
     echo preexisting >"$B/old.txt"
     mount_fs "$B" "$M" -o noreplicate,allow_other "$@"
