@@ -15,7 +15,21 @@
  *    a sector boundary; each is a valid commit frame of its own;
  *  - ROLLBACK leaves spilled frames in the file; the next transaction overwrites them;
  *  - wal_checkpoint(TRUNCATE) truncates the file to 0; journal_size_limit truncates it to a
- *    size at or above the end of the last commit.
+ *    size at or above the end of the last commit;
+ *  - SQLite 3.40.1 (and other releases before the fix that resets iReCksum in
+ *    sqlite3WalSavepointUndo): after ROLLBACK TO a savepoint whose spilled pages had been
+ *    rewritten in place, the rest of the transaction is written zero-salted and never
+ *    rewritten (walRewriteChecksums starts past the commit frame), and the next transactions
+ *    chain from the stale checksum of an unrelated frame. Reproduced by
+ *    tests/unit/test_wal_sqlite.c rollbacks_and_savepoints; SQLite's own recovery of such a
+ *    WAL loses the transaction and all later ones of the sequence.
+ *
+ * That last case is handled by the "SQLite-bug rule" (decoder.h): `unsalted_commit` remembers a
+ * complete zero-salted commit frame; when SQLite writes a correctly salted frame after it, or a
+ * new header, the transaction is accepted (advance(lenient)), reported `rechained`, and from
+ * then on the decoder keeps two chains: the file's (`fchain`, whose seed after the bug is
+ * unknown, so the first frame after it is checked by salts only and must be freshly written:
+ * hwm is lowered) and the shipped one (`cksum`, what wal_frames_rechain() produces).
  *
  * State: the current header, `committed` (last committed frame) and the checksum after it,
  * `hwm` (end of the bytes written since the header: frames below it are present in the file;
