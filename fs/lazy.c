@@ -295,9 +295,20 @@ static bool is_under(const char *p, const char *dir)
     return strncmp(p, dir, n) == 0 && p[n] == '/';
 }
 
-static void fill_dir_stat(struct stat *st, int64_t mtime_s)
+/* A stable, nonzero placeholder inode number for a virtual path (readdir skips d_ino 0). */
+static ino_t virtual_ino(const char *path, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)path[i]) * 1099511628211ull;
+    return (ino_t)(h | (1ull << 62));
+}
+
+static void fill_dir_stat(struct stat *st, const char *path, size_t len, int64_t mtime_s)
 {
     memset(st, 0, sizeof(*st));
+    st->st_ino = virtual_ino(path, len);
     st->st_mode = S_IFDIR | 0755;
     st->st_nlink = 2;
     st->st_mtime = (time_t)mtime_s;
@@ -308,6 +319,7 @@ static void fill_dir_stat(struct stat *st, int64_t mtime_s)
 static void fill_file_stat(struct stat *st, const struct lazy_entry *e)
 {
     memset(st, 0, sizeof(*st));
+    st->st_ino = virtual_ino(e->path, strlen(e->path));
     st->st_mode = S_IFREG | 0644;
     st->st_nlink = 1;
     st->st_size = (off_t)e->size;
@@ -334,7 +346,7 @@ int lazy_lookup(struct lazy *lz, const char *path, struct stat *st_out)
             break;
         }
         if (is_under(e->path, path)) {
-            fill_dir_stat(st_out, e->created_s);
+            fill_dir_stat(st_out, path, strlen(path), e->created_s);
             rc = 0;
             break;
         }
@@ -385,11 +397,13 @@ int lazy_list(struct lazy *lz, const char *dir, fs_hook_emit_fn *emit, void *emi
         memcpy(items[n_items].name, rel, len);
         items[n_items].name[len] = '\0';
         if (is_dir)
-            fill_dir_stat(&items[n_items].st, e->created_s);
+            fill_dir_stat(&items[n_items].st, e->path, (size_t)(rel - e->path) + len,
+                          e->created_s);
         else
             fill_file_stat(&items[n_items].st, e);
         n_items++;
     }
+    LOG_DEBUG("lazy: list dir=%s cached=%zu emitted=%zu", dir, lz->n_entries, n_items);
     pthread_mutex_unlock(&lz->mu);
     for (size_t k = 0; k < n_items; k++)
         emit(emit_arg, items[k].name, &items[k].st);

@@ -125,7 +125,9 @@ static void dir_emit_virtual(void *arg, const char *name, const struct stat *st)
         return;
     if (c->d->inode->kind == FS_INODE_REAL && strcmp(name, FS_STAGING_NAME) == 0)
         return;
-    c->rc = dir_add(c->d, name, 0, S_ISDIR(st->st_mode) ? DT_DIR : DT_REG);
+    /* d_ino 0 would make readdir(3) skip the entry: use the hook's or a placeholder */
+    c->rc = dir_add(c->d, name, st->st_ino != 0 ? st->st_ino : 1,
+                    S_ISDIR(st->st_mode) ? DT_DIR : DT_REG);
     if (c->rc == 0) {
         c->d->entries[c->d->n - 1].is_virtual = true;
         c->d->entries[c->d->n - 1].vst = *st;
