@@ -888,7 +888,8 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
         }
         gens[n_gens++] = g;
     }
-    qsort(gens, n_gens, sizeof(*gens), cmp_gen_oldest_first);
+    if (n_gens > 1)
+        qsort(gens, n_gens, sizeof(*gens), cmp_gen_oldest_first);
     for (size_t i = 0; i < n_gens; i++) {
         char gdir[REPL_PATH_MAX];
         gen_path(db, &gens[i], NULL, gdir, sizeof(gdir));
@@ -960,7 +961,8 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
             if (it)
                 q_push(db, it);
         }
-        qsort(segs, n_segs, sizeof(*segs), cmp_item_first);
+        if (n_segs > 1)
+            qsort(segs, n_segs, sizeof(*segs), cmp_item_first);
         for (size_t k = 0; k < n_segs; k++) {
             if (has_cur && gen_id_eq(&gens[i], cur) && segs[k]->last <= db->st.uploaded) {
                 char p[REPL_PATH_MAX], nm[80];
