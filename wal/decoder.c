@@ -59,15 +59,15 @@ struct wal_decoder {
     uint64_t frame_size;   /* 24 + page size */
     uint32_t chunk_frames; /* frames per read-back chunk */
 
-    uint32_t committed; /* last committed frame, 0 = none */
-    uint32_t cksum[2];  /* shipped chain after frame `committed` (header checksum when 0) */
-    uint32_t fchain[2]; /* stored checksum of frame `committed` (the file's chain) */
-    bool fchain_known;  /* false after a rechained commit: the file chain went stale */
-    bool rechained;     /* a commit of this sequence needed the SQLite-bug rule (decoder.h) */
+    uint32_t committed;       /* last committed frame, 0 = none */
+    uint32_t cksum[2];        /* shipped chain after frame `committed` (header checksum when 0) */
+    uint32_t fchain[2];       /* stored checksum of frame `committed` (the file's chain) */
+    bool fchain_known;        /* false after a rechained commit: the file chain went stale */
+    bool rechained;           /* a commit of this sequence needed the SQLite-bug rule (decoder.h) */
     uint32_t unsalted_commit; /* complete commit frame > committed with zero salts; 0 = none */
-    uint64_t hwm;       /* end of bytes written since the header */
-    uint32_t bad;       /* first frame > committed that failed validation; 0 = none */
-    uint32_t pending;   /* highest complete commit frame that failed validation; 0 = none */
+    uint64_t hwm;             /* end of bytes written since the header */
+    uint32_t bad;             /* first frame > committed that failed validation; 0 = none */
+    uint32_t pending;         /* highest complete commit frame that failed validation; 0 = none */
 
     uint64_t cached_off; /* offset of the frame header copy in cached; NO_OFFSET = none */
     uint8_t cached[WAL_FRAME_HEADER_BYTES];
@@ -133,8 +133,7 @@ static int read_at(struct wal_decoder *d, uint64_t off, uint8_t *dst, size_t len
     *got = 0;
     rc = d->ops.read(d->arg, off, dst, len, got, err);
     if (rc) {
-        err_prefix(err, "wal decoder: read back %zu bytes at %llu", len,
-                   (unsigned long long)off);
+        err_prefix(err, "wal decoder: read back %zu bytes at %llu", len, (unsigned long long)off);
         return rc;
     }
     if (*got > len)
@@ -230,9 +229,9 @@ static int adopt_header(struct wal_decoder *d, const uint8_t bytes[WAL_HEADER_BY
     return 0;
 }
 
-static int report_commit(struct wal_decoder *d, uint32_t first, uint32_t last,
-                         uint32_t db_pages, const uint32_t s[2], const uint32_t prev[2],
-                         bool rechained, struct err *err)
+static int report_commit(struct wal_decoder *d, uint32_t first, uint32_t last, uint32_t db_pages,
+                         const uint32_t s[2], const uint32_t prev[2], bool rechained,
+                         struct err *err)
 {
     struct wal_commit c;
 
@@ -356,8 +355,7 @@ static int advance(struct wal_decoder *d, const struct wsrc *w, uint32_t limit, 
 }
 
 /* Validates up to candidate commit frame cand, keeping the bad/pending hints. */
-static int validate_to(struct wal_decoder *d, const struct wsrc *w, uint32_t cand,
-                       struct err *err)
+static int validate_to(struct wal_decoder *d, const struct wsrc *w, uint32_t cand, struct err *err)
 {
     int rc;
 
@@ -465,8 +463,7 @@ static int handle_header_write(struct wal_decoder *d, const struct wsrc *w, stru
     }
 }
 
-struct wal_decoder *wal_decoder_new(const struct wal_decoder_ops *ops, void *arg,
-                                    struct err *err)
+struct wal_decoder *wal_decoder_new(const struct wal_decoder_ops *ops, void *arg, struct err *err)
 {
     struct wal_decoder *d;
 

@@ -88,8 +88,7 @@ struct wal_decoder_ops {
     /* Required. Reads up to len bytes at off of the -wal (as it is now) into buf; *got_out is
      * the byte count, less than len only at end of file. 0 or a positive errno (then the
      * decoder call fails with it). */
-    int (*read)(void *arg, uint64_t off, void *buf, size_t len, size_t *got_out,
-                struct err *err);
+    int (*read)(void *arg, uint64_t off, void *buf, size_t len, size_t *got_out, struct err *err);
     /* Optional (NULL: ignored). A transaction became committed. Returning nonzero stops the
      * decoder at the previous commit: the error is returned by the decoder call and the same
      * transaction is reported again at the next candidate or wal_decoder_recheck(). */
@@ -104,8 +103,7 @@ struct wal_decoder_ops {
 
 /* ops is copied; arg is passed to every op. NULL (ENOMEM/EINVAL in *err) on failure. The new
  * decoder knows no header: call wal_decoder_scan() for an existing file. */
-struct wal_decoder *wal_decoder_new(const struct wal_decoder_ops *ops, void *arg,
-                                    struct err *err);
+struct wal_decoder *wal_decoder_new(const struct wal_decoder_ops *ops, void *arg, struct err *err);
 void wal_decoder_free(struct wal_decoder *d); /* NULL is a no-op */
 
 /* Startup: forgets all state, then reads the file once (header, then frames in chunks, up to

@@ -36,10 +36,10 @@ void wal_checksum(bool big_endian, const uint8_t *p, size_t len, uint32_t s[2])
         }
     } else {
         for (; p < end; p += 8) {
-            uint32_t a = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                         (uint32_t)p[3] << 24;
-            uint32_t b = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
-                         (uint32_t)p[7] << 24;
+            uint32_t a =
+                (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            uint32_t b =
+                (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
             s0 += a + s1;
             s1 += b + s0;
         }

@@ -179,8 +179,7 @@ static const sqlite3_io_methods tap_io_v1 = {
     NULL,
 };
 
-static int tap_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
-                    int *out_flags)
+static int tap_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
 {
     struct tapvfs *t = (struct tapvfs *)vfs;
     struct tapfile *tf = (struct tapfile *)f;

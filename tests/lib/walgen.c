@@ -46,8 +46,7 @@ void memwal_truncate(struct memwal *m, uint64_t size)
     m->len = (size_t)size;
 }
 
-int memwal_read(void *arg, uint64_t off, void *buf, size_t len, size_t *got_out,
-                struct err *err)
+int memwal_read(void *arg, uint64_t off, void *buf, size_t len, size_t *got_out, struct err *err)
 {
     struct memwal *m = arg;
     size_t n = 0;
@@ -181,8 +180,8 @@ static void encode_frame_header(struct walgen *g, uint8_t *f, bool salted)
     if (salted) {
         be32_store(f + 8, g->hdr.salt1);
         be32_store(f + 12, g->hdr.salt2);
-        wal_frame_checksum_ok(g->hdr.big_endian, f, f + WAL_FRAME_HEADER_BYTES,
-                              g->hdr.page_size, g->s);
+        wal_frame_checksum_ok(g->hdr.big_endian, f, f + WAL_FRAME_HEADER_BYTES, g->hdr.page_size,
+                              g->s);
         be32_store(f + 16, g->s[0]);
         be32_store(f + 20, g->s[1]);
     } else {
@@ -211,8 +210,7 @@ uint32_t walgen_frame(struct walgen *g, uint32_t pgno, uint32_t db_pages, uint32
     return append_frame(g, pgno, db_pages, fill, true);
 }
 
-uint32_t walgen_frame_unsalted(struct walgen *g, uint32_t pgno, uint32_t db_pages,
-                               uint32_t fill)
+uint32_t walgen_frame_unsalted(struct walgen *g, uint32_t pgno, uint32_t db_pages, uint32_t fill)
 {
     return append_frame(g, pgno, db_pages, fill, false);
 }

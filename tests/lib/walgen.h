@@ -27,8 +27,7 @@ struct memwal {
 void memwal_write(struct memwal *m, uint64_t off, const void *p, size_t len);
 void memwal_truncate(struct memwal *m, uint64_t size);
 /* A wal_decoder_ops.read for a struct memwal * arg. */
-int memwal_read(void *arg, uint64_t off, void *buf, size_t len, size_t *got_out,
-                struct err *err);
+int memwal_read(void *arg, uint64_t off, void *buf, size_t len, size_t *got_out, struct err *err);
 void memwal_free(struct memwal *m);
 
 enum walop_kind { WALOP_WRITE, WALOP_TRUNCATE };
@@ -57,8 +56,7 @@ void walgen_restart(struct walgen *g, uint32_t salt1, uint32_t salt2);
  * commit frame. Valid salts/checksum unless unsalted (then zeros, and the chain is not
  * advanced: call walgen_rewrite_checksums before relying on later frames). Returns its index. */
 uint32_t walgen_frame(struct walgen *g, uint32_t pgno, uint32_t db_pages, uint32_t fill);
-uint32_t walgen_frame_unsalted(struct walgen *g, uint32_t pgno, uint32_t db_pages,
-                               uint32_t fill);
+uint32_t walgen_frame_unsalted(struct walgen *g, uint32_t pgno, uint32_t db_pages, uint32_t fill);
 /* Appends a commit frame (pgno, db_pages) and returns its index. */
 uint32_t walgen_commit(struct walgen *g, uint32_t pgno, uint32_t db_pages);
 /* Rewrites frame n's page in place (page write only, header untouched). */

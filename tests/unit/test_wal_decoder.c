@@ -17,8 +17,8 @@ struct rec {
     size_t n_restarts, n_truncates;
     struct wal_header last_header;
     uint64_t last_truncate;
-    int fail_next;             /* on_commit returns this once when nonzero */
-    struct memwal *file;       /* what the decoder reads back */
+    int fail_next;              /* on_commit returns this once when nonzero */
+    struct memwal *file;        /* what the decoder reads back */
     size_t n_reads, read_bytes; /* read-back cost */
 };
 
@@ -409,9 +409,9 @@ Test(wal_decoder, bit_flips_stop_the_chain)
     const uint64_t fsz = 24 + ps;
     /* byte offsets inside frame 3 (first frame of tx 2) and frame 4 (its commit frame) */
     const uint64_t f3 = 32 + 2 * fsz, f4 = 32 + 3 * fsz;
-    const uint64_t spots[] = {f3 + 0,  f3 + 3,  f3 + 5,  f3 + 8,  f3 + 13, f3 + 16,
-                              f3 + 23, f3 + 24, f3 + 300, f3 + 535, f4 + 7,  f4 + 10,
-                              f4 + 20, f4 + 24, f4 + 535};
+    const uint64_t spots[] = {f3 + 0,  f3 + 3,  f3 + 5,  f3 + 8,   f3 + 13,
+                              f3 + 16, f3 + 23, f3 + 24, f3 + 300, f3 + 535,
+                              f4 + 7,  f4 + 10, f4 + 20, f4 + 24,  f4 + 535};
     for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
         for (unsigned bit = 0; bit < 8; bit += 7) {
             struct walgen *g = walgen_new(ps, false, 42, 43);
@@ -426,8 +426,8 @@ Test(wal_decoder, bit_flips_stop_the_chain)
             }
             walgen_flip_bit(g, spots[i], bit);
             d = feed(&r, &f, g, SPLIT_NONE, 0);
-            cr_expect_eq(r.n, 1, "flip at %llu bit %u: %zu commits",
-                         (unsigned long long)spots[i], bit, r.n);
+            cr_expect_eq(r.n, 1, "flip at %llu bit %u: %zu commits", (unsigned long long)spots[i],
+                         bit, r.n);
             cr_expect_eq(wal_decoder_committed(d), 2u);
             d2 = rec_decoder(&r2, walgen_image(g));
             cr_assert_eq(wal_decoder_scan(d2, walgen_image(g)->len, NULL), 0);
@@ -527,8 +527,8 @@ Test(wal_decoder, truncation_ends_sequence_only_below_committed_end)
     walgen_header(g);
     walgen_commit(g, 1, 1);
     walgen_commit(g, 2, 2);
-    walgen_truncate(g, 32 + 2 * fsz);    /* exactly the committed end: silent */
-    walgen_truncate(g, 32 + 10 * fsz);   /* extension: silent */
+    walgen_truncate(g, 32 + 2 * fsz);  /* exactly the committed end: silent */
+    walgen_truncate(g, 32 + 10 * fsz); /* extension: silent */
     d = feed(&r, &f, g, SPLIT_NONE, 0);
     cr_expect_eq(r.n_truncates, 0);
     cr_expect_eq(wal_decoder_committed(d), 2u);
@@ -837,13 +837,13 @@ static struct walgen *sqlite_bug_history(void)
 
     walgen_header(g);
     walgen_frame(g, 1, 0, 0);
-    walgen_commit(g, 2, 2);              /* tx 1: frames 1-2 */
-    walgen_frame_unsalted(g, 3, 0, 0);   /* tx 2: frames 3-4, zero-salted, never rewritten */
+    walgen_commit(g, 2, 2);            /* tx 1: frames 1-2 */
+    walgen_frame_unsalted(g, 3, 0, 0); /* tx 2: frames 3-4, zero-salted, never rewritten */
     walgen_frame_unsalted(g, 1, 3, 0);
     walgen_set_chain(g, 0x1234567, 0x89abcdef); /* the stale seed SQLite picked up */
-    walgen_frame(g, 2, 0, 1);            /* tx 3: frames 5-6 */
+    walgen_frame(g, 2, 0, 1);                   /* tx 3: frames 5-6 */
     walgen_commit(g, 3, 3);
-    walgen_commit(g, 1, 3);              /* tx 4: frame 7 */
+    walgen_commit(g, 1, 3); /* tx 4: frame 7 */
     return g;
 }
 
@@ -870,8 +870,8 @@ Test(wal_decoder, sqlite_bug_zero_salted_commit_is_rechained)
     memwal_write(&shipped, 0, walgen_image(g)->data, walgen_image(g)->len);
     for (size_t i = 1; i < 4; i++) {
         uint32_t s[2] = {r.c[i].prev1, r.c[i].prev2};
-        wal_frames_rechain(false, r.c[i].salt1, r.c[i].salt2, 1024,
-                           shipped.data + r.c[i].first_off, r.c[i].last - r.c[i].first + 1, s);
+        wal_frames_rechain(false, r.c[i].salt1, r.c[i].salt2, 1024, shipped.data + r.c[i].first_off,
+                           r.c[i].last - r.c[i].first + 1, s);
         cr_expect_eq(s[0], r.c[i].cksum1);
         cr_expect_eq(s[1], r.c[i].cksum2);
     }
@@ -888,8 +888,8 @@ Test(wal_decoder, sqlite_bug_zero_salted_commit_is_rechained)
     for (unsigned seed = 1; seed <= 6; seed++) {
         struct memwal f2;
         struct rec *o = malloc(sizeof(*o));
-        struct wal_decoder *d4 = feed(o, &f2, g, seed % 3 == 0 ? SPLIT_COALESCE : SPLIT_RANDOM,
-                                      seed);
+        struct wal_decoder *d4 =
+            feed(o, &f2, g, seed % 3 == 0 ? SPLIT_COALESCE : SPLIT_RANDOM, seed);
         same_commits(&r, o, "split");
         wal_decoder_free(d4);
         memwal_free(&f2);

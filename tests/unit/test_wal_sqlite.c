@@ -36,8 +36,8 @@ struct live {
 
     struct wal_commit *commits;
     size_t n_commits, cap_commits;
-    size_t seq_start;  /* index of the first commit of the current WAL sequence */
-    size_t hooked;     /* commits already matched by wal hooks */
+    size_t seq_start; /* index of the first commit of the current WAL sequence */
+    size_t hooked;    /* commits already matched by wal hooks */
     struct exp_range {
         uint32_t first, last, salt1, salt2;
         bool zero_salted_commit; /* the commit frame was zero-salted at hook time */
@@ -49,7 +49,7 @@ struct live {
     uint32_t hook_prev; /* frame count at the previous hook */
     uint32_t salt[2];   /* WAL header salts seen at the previous hook */
     bool allow_padding;
-    char failure[512];  /* first oracle failure seen inside a callback */
+    char failure[512]; /* first oracle failure seen inside a callback */
 
     uint8_t *shadow;
     size_t shadow_len, shadow_cap;
@@ -180,8 +180,7 @@ static int live_commit(void *arg, const struct wal_commit *c, struct err *e)
         const uint8_t *f = buf + i * fsz;
         uint32_t pgno = be32_load(f);
         if (be32_load(f + 8) != c->salt1 || be32_load(f + 12) != c->salt2)
-            failf(l, "commit %u-%u: frame %u has foreign salts", c->first, c->last,
-                  c->first + i);
+            failf(l, "commit %u-%u: frame %u has foreign salts", c->first, c->last, c->first + i);
         cr_assert_gt(pgno, 0u);
         if ((size_t)pgno * c->page_size > l->shadow_len)
             shadow_resize(l, (size_t)pgno * c->page_size);
@@ -289,8 +288,8 @@ static void match_expected(struct live *l, bool allow_deferred)
                 l->deferred_pending = true;
                 return;
             }
-            failf(l, "frames %u-%u committed (hook %zu) but the decoder reported nothing",
-                  x->first, x->last, l->n_exp_done + 1);
+            failf(l, "frames %u-%u committed (hook %zu) but the decoder reported nothing", x->first,
+                  x->last, l->n_exp_done + 1);
             return;
         }
         uint32_t first = x->first;
@@ -305,8 +304,8 @@ static void match_expected(struct live *l, bool allow_deferred)
             if (i > l->hooked) {
                 if (!l->allow_padding || c->first != c->last ||
                     c->db_pages != l->commits[i - 1].db_pages) {
-                    failf(l, "%zu commits for the transaction %u-%u", i - l->hooked + 1,
-                          x->first, x->last);
+                    failf(l, "%zu commits for the transaction %u-%u", i - l->hooked + 1, x->first,
+                          x->last);
                     return;
                 }
                 l->n_padding++;
@@ -371,8 +370,8 @@ static void live_exec(struct live *l, const char *sql)
     cr_assert_eq(rc, SQLITE_OK, "%s: %s", sql, msg ? msg : "?");
     match_expected(l, true);
     cr_assert_str_empty(l->failure, "after '%.60s': %s", sql, l->failure);
-    cr_assert_eq(l->hooked, l->n_commits, "after '%.60s': %zu commits not matched by a hook",
-                 sql, l->n_commits - l->hooked);
+    cr_assert_eq(l->hooked, l->n_commits, "after '%.60s': %zu commits not matched by a hook", sql,
+                 l->n_commits - l->hooked);
     cr_assert_eq(l->n_exp_done + (l->deferred_pending ? 1 : 0), l->n_exp);
 }
 
@@ -452,11 +451,10 @@ static void same_commit_lists(const struct wal_commit *a, size_t na, const struc
     if (getenv("WALSQL_DEBUG"))
         for (size_t i = 0; i < na || i < nb; i++)
             fprintf(stderr, "%s %zu: %u-%u db=%u ck=%08x r=%d | %u-%u db=%u ck=%08x r=%d\n", what,
-                    i, i < na ? a[i].first : 0, i < na ? a[i].last : 0,
-                    i < na ? a[i].db_pages : 0, i < na ? a[i].cksum1 : 0,
-                    i < na ? a[i].rechained : 0, i < nb ? b[i].first : 0,
-                    i < nb ? b[i].last : 0, i < nb ? b[i].db_pages : 0,
-                    i < nb ? b[i].cksum1 : 0, i < nb ? b[i].rechained : 0);
+                    i, i < na ? a[i].first : 0, i < na ? a[i].last : 0, i < na ? a[i].db_pages : 0,
+                    i < na ? a[i].cksum1 : 0, i < na ? a[i].rechained : 0, i < nb ? b[i].first : 0,
+                    i < nb ? b[i].last : 0, i < nb ? b[i].db_pages : 0, i < nb ? b[i].cksum1 : 0,
+                    i < nb ? b[i].rechained : 0);
     cr_assert_eq(na, nb, "%s: %zu vs %zu commits", what, na, nb);
     for (size_t i = 0; i < na; i++) {
         cr_assert_eq(a[i].first, b[i].first, "%s: commit %zu", what, i);
@@ -882,8 +880,8 @@ Test(wal_sqlite, frame_headers_match_showwal)
     bool seen[4096] = {0};
     while (fgets(line, sizeof(line), p)) {
         unsigned n, pgno, dbsz, s1, s2, c1, c2;
-        if (sscanf(line, "Frame %u: %u %u 0x%x,%x 0x%x,%x", &n, &pgno, &dbsz, &s1, &s2, &c1,
-                   &c2) != 7)
+        if (sscanf(line, "Frame %u: %u %u 0x%x,%x 0x%x,%x", &n, &pgno, &dbsz, &s1, &s2, &c1, &c2) !=
+            7)
             continue;
         cr_assert(n >= 1 && n <= n_frames, "showwal frame %u of %u", n, n_frames);
         struct wal_frame_header fh;

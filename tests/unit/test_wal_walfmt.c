@@ -73,16 +73,11 @@ Test(wal_walfmt, header_parse_errors)
         bool reseal;
         const char *want;
     } cases[] = {
-        {0, 0x377f0681, true, "bad magic"},
-        {0, 0, true, "bad magic"},
-        {4, 3007001, true, "version"},
-        {8, 0, true, "page size"},
-        {8, 256, true, "page size"},
-        {8, 1000, true, "page size"},
-        {8, 131072, true, "page size"},
-        {8, 2, true, "page size"},
-        {16, 0x11223345, false, "checksum"},
-        {24, 0, false, "checksum"},
+        {0, 0x377f0681, true, "bad magic"},  {0, 0, true, "bad magic"},
+        {4, 3007001, true, "version"},       {8, 0, true, "page size"},
+        {8, 256, true, "page size"},         {8, 1000, true, "page size"},
+        {8, 131072, true, "page size"},      {8, 2, true, "page size"},
+        {16, 0x11223345, false, "checksum"}, {24, 0, false, "checksum"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint8_t b[WAL_HEADER_BYTES];
