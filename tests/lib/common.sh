@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # common.sh - sourced by every tests/integration/*.sh (run by tests/run-integration.sh).
 #
 # Gives: set -euo pipefail; TEST_TMP (private temp dir, removed at exit);
