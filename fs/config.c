@@ -37,6 +37,7 @@ struct raw_opts {
     int insecure_tls;
     int durable;
     int noreplicate;
+    int noxattr;
     int writeback;
     int allow_other;
     int foreground;
@@ -71,6 +72,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     RAW("insecure_tls", insecure_tls),
     RAW("durable", durable),
     RAW("noreplicate", noreplicate),
+    RAW("noxattr", noxattr),
     RAW("writeback", writeback),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
@@ -142,6 +144,9 @@ void fs_config_usage(const char *prog)
         "  -o log_level=LEVEL     error|warn|info|debug|trace (default info); logs go to\n"
         "                         stderr in the foreground, to syslog once daemonised\n"
         "  -o workers=N           threads for fsync, restores and listings (default %u)\n"
+        "  -o noxattr             no extended attributes (ENOTSUP): the kernel then stops\n"
+        "                         sending a GETXATTR(security.capability) before every\n"
+        "                         write(2), which otherwise adds ~1 request per write\n"
         "\n"
         "replication options (environment variable in brackets; -o wins):\n"
         "  -o endpoint=URL        S3 endpoint [LIBSQL_BOTTOMLESS_ENDPOINT]\n"
@@ -273,6 +278,7 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
     cfg->debug = r->debug;
     cfg->allow_other = r->allow_other;
     cfg->noreplicate = r->noreplicate;
+    cfg->noxattr = r->noxattr;
     cfg->durable = r->durable;
     cfg->insecure_tls = r->insecure_tls;
     cfg->writeback = r->writeback || r->writeback_ms != NULL;

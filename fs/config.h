@@ -34,6 +34,8 @@ struct fs_config {
     char *log_level; /* -o log_level=error|warn|info|debug|trace (default info) */
     bool allow_other;
     unsigned n_workers; /* -o workers=N: threads for fsync / restores / listings */
+    bool noxattr;       /* -o noxattr: xattr calls get ENOSYS, so the kernel stops asking
+                         * (saves the security.capability GETXATTR it sends before each write) */
 
     /* Replication. */
     bool noreplicate;    /* -o noreplicate: pure passthrough, no hooks, no S3 */

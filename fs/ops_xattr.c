@@ -12,6 +12,9 @@ static int fs_xattr_target(struct fs *fs, fuse_ino_t ino, char *proc, size_t siz
 {
     struct fs_inode *in = inode_of(fs->inodes, ino);
 
+    if (fs->cfg->noxattr)
+        return ENOSYS; /* the kernel remembers it and sends no more xattr requests */
+
     if (in->kind != FS_INODE_REAL || in->type == S_IFLNK)
         return ENOTSUP;
     fs_proc_path(in->fd, proc, size);
@@ -64,6 +67,10 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     char proc[64];
     int rc = fs_xattr_target(fs_of(req), ino, proc, sizeof(proc));
 
+    if (rc == ENOSYS) {
+        fuse_reply_err(req, rc);
+        return;
+    }
     if (rc != 0) { /* nothing to list */
         if (size == 0)
             fuse_reply_xattr(req, 0);

@@ -31,7 +31,7 @@ pid_gone() { # exited (a zombie child counts as gone)
 "$BIN" --help >"$TEST_TMP/help" || fail "--help exit status"
 for opt in -f -d endpoint bucket region batch_interval batch_max_frames compression durable \
     writeback flush_timeout snapshot_max_gens snapshot_wal_pct list_ttl ca_file insecure_tls \
-    noreplicate allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT LIBSQL_BOTTOMLESS_BUCKET \
+    noreplicate noxattr allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT LIBSQL_BOTTOMLESS_BUCKET \
     AWS_REGION LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES \
     LIBSQL_BOTTOMLESS_COMPRESSION fuse.bottomlessfs fusermount3 synchronous=FULL; do
     grep -qF -- "$opt" "$TEST_TMP/help" || fail "--help does not mention $opt"
@@ -73,6 +73,25 @@ for sig in TERM INT; do
     ! fs_is_mounted "$M" || fail "SIG$sig left the mount"
     fs_check_log "$BFS_FS_LOG"
 done
+
+# --- -o noxattr: xattr calls are refused, everything else works ------------------------------
+mount_fs "$B" "$M" -o noreplicate,noxattr
+/usr/bin/python3 - "$M" <<'PYEOF' || fail "noxattr"
+import errno, os, sys
+m = sys.argv[1]
+with open(os.path.join(m, "nx"), "w") as f:
+    f.write("data")
+for call in (lambda: os.setxattr(os.path.join(m, "nx"), "user.a", b"1"),
+             lambda: os.getxattr(os.path.join(m, "nx"), "user.a"),
+             lambda: os.listxattr(os.path.join(m, "nx"))):
+    try:
+        call(); raise SystemExit("xattr call succeeded with noxattr")
+    except OSError as e:
+        assert e.errno == errno.EOPNOTSUPP, e
+assert open(os.path.join(m, "nx")).read() == "data"
+PYEOF
+unmount_fs "$M"
+rm -f "$B/nx"
 
 # --- daemon mode: returns once mounted, exits after fusermount3 -u --------------------------
 daemon_pid() { pgrep -f -x "$1" | head -1; }

@@ -38,6 +38,7 @@ Test(fs_config, defaults)
     cr_expect_eq(cfg.batch_max_frames, 10000);
     cr_expect_str_eq(cfg.compression, "zstd");
     cr_expect_not(cfg.durable);
+    cr_expect_not(cfg.noxattr);
     cr_expect_not(cfg.writeback);
     cr_expect_not(cfg.foreground);
     cr_expect_null(cfg.endpoint);
@@ -80,7 +81,7 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     struct fs_config cfg;
     struct err err;
     const char *argv[] = {"bottomlessfs", "/",  "-o", "durable,writeback=250,allow_other,noatime",
-                          "-f",           "/tmp", "-o", "flush_timeout=5,list_ttl=0.5"};
+                          "-f",           "/tmp", "-o", "flush_timeout=5,list_ttl=0.5,noxattr"};
     cr_assert_eq(parse(&cfg, &err, 8, argv), 0, "%s", err.msg);
     cr_expect(cfg.durable);
     cr_expect(cfg.writeback);
@@ -89,6 +90,7 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     cr_expect(cfg.foreground);
     cr_expect_eq(cfg.flush_timeout_ms, 5000);
     cr_expect_eq(cfg.list_ttl_ms, 500);
+    cr_expect(cfg.noxattr);
     bool has_noatime = false, has_allow = false;
     for (int i = 0; i < cfg.fuse_argc; i++) {
         has_noatime |= strcmp(cfg.fuse_argv[i], "noatime") == 0;
