@@ -64,8 +64,8 @@ integration: all tools
 # Everything under ASan+UBSan. T=pattern runs only matching integration tests.
 test:
 	@$(MAKE) --no-print-directory SAN=1 all tools $(patsubst tests/unit/%.c,build/san/tests/%,$(UNIT_SRCS))
-	@bash tests/run-unit.sh $(patsubst tests/unit/%.c,build/san/tests/%,$(UNIT_SRCS))
-	@BFS_BIN=$(abspath build/san) bash tests/run-integration.sh $(T)
+	@rc=0; bash tests/run-unit.sh $(patsubst tests/unit/%.c,build/san/tests/%,$(UNIT_SRCS)) || rc=1; \
+	 BFS_BIN=$(abspath build/san) bash tests/run-integration.sh $(T) || rc=1; exit $$rc
 
 torture:
 	@$(MAKE) --no-print-directory SAN=1 all tools
