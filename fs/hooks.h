@@ -106,7 +106,10 @@ struct fs_hooks {
      * return value is what the app gets (e.g. EIO when the durable deadline passes). */
     int (*fsync)(void *arg, void *fh, bool datasync);
 
-    /* [loop] After a successful unlink of path (files only; rmdir is not reported). */
+    /* [loop] After a successful unlink of path (files only; rmdir is not reported). Also
+     * called, and the unlink reported as successful, when path is a virtual entry (exists
+     * only in the bucket): the replicator then deletes it there (tombstone) and stops
+     * listing it. */
     void (*unlinked)(void *arg, const char *path);
     /* [loop] After a successful rename (flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE). For
      * EXCHANGE both paths still exist, with swapped contents. A rename over an existing file

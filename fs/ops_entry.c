@@ -353,7 +353,17 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
         return;
     }
     if (unlinkat(parent->fd, name, 0) != 0) {
-        fuse_reply_err(req, errno);
+        rc = errno;
+        /* A bucket-only database: "deleting" it is the replicator's business (tombstone). */
+        char path[FS_PATH_MAX];
+        struct stat vst;
+        if (rc == ENOENT && fs->hooks.lookup_virtual != NULL && fs->hooks.unlinked != NULL &&
+            fs_path_of(fs, parent, name, path, sizeof(path)) == 0 &&
+            fs->hooks.lookup_virtual(fs->hooks.arg, path, &vst) == 0) {
+            fs->hooks.unlinked(fs->hooks.arg, path);
+            rc = 0;
+        }
+        fuse_reply_err(req, rc);
         return;
     }
     if (fs->hooks.unlinked != NULL) {
