@@ -188,6 +188,17 @@ static int build_entry(struct lazy *lz, const char *db, struct lazy_entry *out, 
     }
     if (rc != 0)
         return rc;
+    {
+        int64_t tomb_s = 0;
+        struct err te = {0};
+
+        rc = layout_read_tombstone(lz->conf.s3, db, &tomb_s, &te);
+        if (rc == 0 && layout_is_tombstoned(tomb_s, &gen))
+            return 0; /* deleted (bottomless tombstone) */
+        if (rc != 0 && rc != ENOENT)
+            return ERR(err, rc, "%s", te.msg);
+        rc = 0;
+    }
     pthread_mutex_lock(&lz->mu);
     if (hidden_locked(lz, path, gen_id_created_s(&gen))) {
         pthread_mutex_unlock(&lz->mu);
@@ -218,6 +229,23 @@ static int build_entry(struct lazy *lz, const char *db, struct lazy_entry *out, 
     return 0;
 }
 
+/* mkdir -p of the directory part of path below the backing directory. */
+static void make_parents(struct lazy *lz, const char *path)
+{
+    char dir[LAZY_PATH_MAX + 512];
+    struct err err = {0};
+    const char *slash = strrchr(path, '/');
+    int n;
+
+    if (slash == NULL)
+        return;
+    n = snprintf(dir, sizeof dir, "%s/%.*s", lz->conf.backing_dir, (int)(slash - path), path);
+    if (n < 0 || (size_t)n >= sizeof dir)
+        return;
+    if (fileio_mkdir_p(dir, 0755, &err) != 0)
+        LOG_WARN("lazy: cannot create the directory of path=%s: %s", path, err.msg);
+}
+
 /* refresh_mu held. Lists the bucket and swaps the cache. */
 static int relist(struct lazy *lz, struct err *err)
 {
@@ -244,6 +272,10 @@ static int relist(struct lazy *lz, struct err *err)
         if (added)
             n++;
     }
+    /* Directories on the way to bucket-only databases are made real (empty) now, so the
+     * mount can list and enter them like any directory; the databases stay virtual. */
+    for (size_t i = 0; i < n; i++)
+        make_parents(lz, v[i].path);
     pthread_mutex_lock(&lz->mu);
     entries_free(lz->entries, lz->n_entries);
     lz->entries = v;

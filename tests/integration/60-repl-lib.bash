@@ -1,0 +1,81 @@
+# 60-repl-lib.bash - helpers shared by the replication tests (tests/integration/6*-repl-*.sh).
+# Not a test itself (run-integration.sh only runs *.sh). Source after common.sh and fs.sh.
+#
+#   repl_bucket                 creates a fresh bucket, exports LIBSQL_BOTTOMLESS_BUCKET=BUCKET
+#   repl_status MNT             prints MNT/.bottomless/status
+#   repl_synced MNT [PATH...]   true when every database (or each PATH, which must be listed)
+#                               has lag 0, nothing staged, no snapshot pending and
+#                               last_uploaded_frame >= last_committed_frame
+#   repl_wait_synced SECS MNT [PATH...]   wait_until for repl_synced, prints the status on failure
+#   cli ARGS...                 bottomless-cli against the test endpoint and bucket
+#   sha3 FILE                   sqlite3 .sha3sum of FILE (content hash, independent of the WAL)
+#   gens DB                     generation ids of DB in the bucket, newest first
+#   dep_of DB GEN               the generation named by DB-GEN/.dep (empty when none)
+
+PY=/usr/bin/python3
+
+repl_bucket() {
+    BUCKET=$(new_bucket)
+    export BUCKET LIBSQL_BOTTOMLESS_BUCKET=$BUCKET
+}
+
+repl_status() {
+    cat "$1/.bottomless/status"
+}
+
+repl_synced() {
+    local mnt=$1
+    shift
+    "$PY" - "$mnt/.bottomless/status" "$@" <<'EOF'
+import json, sys
+with open(sys.argv[1]) as f:
+    st = json.load(f)
+dbs = {d["path"]: d for d in st["databases"]}
+want = sys.argv[2:] or list(dbs)
+if not want:
+    sys.exit(1)
+for p in want:
+    d = dbs.get(p)
+    if d is None:
+        sys.exit(1)
+    if d["lag_s"] != 0 or d["staged_bytes"] != 0 or d["snapshot_pending"]:
+        sys.exit(1)
+    if d["last_uploaded_frame"] < d["last_committed_frame"] or not d["generation"]:
+        sys.exit(1)
+EOF
+}
+
+repl_wait_synced() {
+    local secs=$1
+    shift
+    local end_ns=$(($(date +%s%N) + secs * 1000000000))
+    while ! repl_synced "$@" 2>/dev/null; do
+        if (($(date +%s%N) >= end_ns)); then
+            repl_status "$1" >&2 || true
+            fail "replication did not catch up within ${secs}s"
+        fi
+        sleep 0.2
+    done
+}
+
+cli() {
+    "$BFS_BIN/bottomless-cli" -e "$BFS_S3_ENDPOINT" -b "$BUCKET" "$@"
+}
+
+sha3() {
+    sqlite3 "$1" .sha3sum
+}
+
+gens() {
+    awss3 s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1-" --delimiter / \
+        --query 'CommonPrefixes[].Prefix' --output text |
+        tr '\t' '\n' | sed -nE "s#^.*-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/\$#\\1#p" |
+        sort
+}
+
+dep_of() {
+    local f=$TEST_TMP/dep.$$
+    rm -f "$f"
+    awss3 s3 cp "s3://$BUCKET/$1-$2/.dep" "$f" >/dev/null 2>&1 || return 0
+    "$PY" -c 'import sys,uuid; print(uuid.UUID(bytes=open(sys.argv[1],"rb").read()))' "$f"
+}
