@@ -56,8 +56,8 @@ static int parse_endpoint(struct s3_client *c, struct err *err)
     const char *vb = c->conf.virtual_hosted ? c->conf.bucket : "";
     const char *dot = c->conf.virtual_hosted ? "." : "";
     if (asprintf(&c->host, "%s%s%.*s", vb, dot, (int)auth_len, auth) < 0 ||
-        asprintf(&c->url_prefix, "%.*s%s%s%.*s", (int)(sep - ep + 3), ep, vb, dot,
-                 (int)auth_len, auth) < 0 ||
+        asprintf(&c->url_prefix, "%.*s%s%s%.*s", (int)(sep - ep + 3), ep, vb, dot, (int)auth_len,
+                 auth) < 0 ||
         (c->base_path = strndup(base, base_len)) == NULL) {
         c->host = c->url_prefix = NULL;
         return ERR(err, ENOMEM, "s3: out of memory");
@@ -67,10 +67,11 @@ static int parse_endpoint(struct s3_client *c, struct err *err)
 
 static int check_conf(const struct s3_conf *c, struct err *err)
 {
-    if (c->endpoint == NULL || c->bucket == NULL || c->region == NULL ||
-        c->access_key_id == NULL || c->secret_access_key == NULL)
-        return ERR(err, EINVAL, "s3: configuration lacks endpoint, bucket, region or "
-                                "credentials (call s3_conf_resolve)");
+    if (c->endpoint == NULL || c->bucket == NULL || c->region == NULL || c->access_key_id == NULL ||
+        c->secret_access_key == NULL)
+        return ERR(err, EINVAL,
+                   "s3: configuration lacks endpoint, bucket, region or "
+                   "credentials (call s3_conf_resolve)");
     if (strlen(c->bucket) < 3 || strchr(c->bucket, '/') != NULL)
         return ERR(err, EINVAL, "s3: bad bucket name \"%s\"", c->bucket);
     if (c->part_size < S3_MIN_PART_SIZE)
@@ -143,17 +144,20 @@ void s3_client_stats(struct s3_client *c, struct s3_stats *out)
 /* A HEAD answer has no body, so a 403 cannot say why. One GET of the same resource (a listing
  * of one key, or byte 0) fetches the S3 error code, e.g. SignatureDoesNotMatch, for the
  * message. */
-static int head(struct s3_client *c, const char *key, struct s3_http_resp *resp,
-                struct err *err)
+static int head(struct s3_client *c, const char *key, struct s3_http_resp *resp, struct err *err)
 {
     struct s3_http_req r = {.method = "HEAD", .op = "HEAD", .kind = S3_KIND_HEAD, .key = key};
     struct err e = {0}, why = {0};
     int rc = s3_http_do(c, &r, resp, &e);
     if (rc == EACCES) {
         struct s3_http_resp gresp;
-        struct s3_http_req g = {.method = "GET", .op = "HEAD", .kind = S3_KIND_HEAD,
-                                .key = key, .query = key ? NULL : "list-type=2&max-keys=1",
-                                .ranged = key != NULL, .range_len = 1};
+        struct s3_http_req g = {.method = "GET",
+                                .op = "HEAD",
+                                .kind = S3_KIND_HEAD,
+                                .key = key,
+                                .query = key ? NULL : "list-type=2&max-keys=1",
+                                .ranged = key != NULL,
+                                .range_len = 1};
         if (s3_http_do(c, &g, &gresp, &why) == EACCES)
             e = why;
     }
@@ -187,8 +191,8 @@ int s3_create_bucket(struct s3_client *c, struct err *err)
         buf_free(&body);
         return ERR(err, rc, "PUT %s: %s", c->conf.bucket, errno_name(rc));
     }
-    struct s3_http_req r = {.method = "PUT", .op = "PUT", .kind = S3_KIND_PUT,
-                            .body = body.data, .body_len = body.len};
+    struct s3_http_req r = {
+        .method = "PUT", .op = "PUT", .kind = S3_KIND_PUT, .body = body.data, .body_len = body.len};
     rc = s3_http_do(c, &r, &resp, &e);
     buf_free(&body);
     if (rc == EEXIST && strstr(e.msg, "BucketAlreadyOwnedByYou") != NULL)
@@ -220,8 +224,13 @@ int s3_ensure_bucket(struct s3_client *c, bool create, struct err *err)
 int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t len,
                   struct err *err)
 {
-    struct s3_http_req r = {.method = "PUT", .op = "PUT", .kind = S3_KIND_PUT, .key = key,
-                            .body = data, .body_len = len, .content_md5 = true};
+    struct s3_http_req r = {.method = "PUT",
+                            .op = "PUT",
+                            .kind = S3_KIND_PUT,
+                            .key = key,
+                            .body = data,
+                            .body_len = len,
+                            .content_md5 = true};
     struct s3_http_resp resp;
     int rc = s3_http_do(c, &r, &resp, err);
     if (rc == 0 && s3_etag_is_md5(resp.etag)) {
@@ -232,19 +241,26 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t
         if (strcasecmp(hex, resp.etag) != 0) {
             char name[320];
             s3_name(c, key, name, sizeof name);
-            return ERR(err, EBADMSG, "PUT %s: stored ETag %s is not the MD5 %s of the data",
-                       name, resp.etag, hex);
+            return ERR(err, EBADMSG, "PUT %s: stored ETag %s is not the MD5 %s of the data", name,
+                       resp.etag, hex);
         }
     }
     return rc;
 }
 
-static int get_into(struct s3_client *c, const char *key, bool ranged, uint64_t off,
-                    uint64_t len, struct buf *out, struct err *err)
+static int get_into(struct s3_client *c, const char *key, bool ranged, uint64_t off, uint64_t len,
+                    struct buf *out, struct err *err)
 {
-    struct s3_http_req r = {.method = "GET", .op = "GET", .kind = S3_KIND_GET, .key = key,
-                            .ranged = ranged, .range_off = off, .range_len = len,
-                            .sink = s3_http_buf_sink, .sink_arg = out, .verify_md5 = !ranged};
+    struct s3_http_req r = {.method = "GET",
+                            .op = "GET",
+                            .kind = S3_KIND_GET,
+                            .key = key,
+                            .ranged = ranged,
+                            .range_off = off,
+                            .range_len = len,
+                            .sink = s3_http_buf_sink,
+                            .sink_arg = out,
+                            .verify_md5 = !ranged};
     struct s3_http_resp resp;
     buf_reset(out);
     int rc = s3_http_do(c, &r, &resp, err);
@@ -282,8 +298,7 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
 
 int s3_delete_object(struct s3_client *c, const char *key, struct err *err)
 {
-    struct s3_http_req r = {.method = "DELETE", .op = "DELETE", .kind = S3_KIND_DELETE,
-                            .key = key};
+    struct s3_http_req r = {.method = "DELETE", .op = "DELETE", .kind = S3_KIND_DELETE, .key = key};
     struct s3_http_resp resp;
     struct err e = {0};
     int rc = s3_http_do(c, &r, &resp, &e);

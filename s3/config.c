@@ -202,20 +202,19 @@ int s3_conf_resolve(struct s3_conf *c, struct err *err)
     struct profile_values files[2] = {{0}, {0}}; /* credentials, config */
     int rc = load_profiles(&files[0], &files[1]);
     if (rc == 0)
-        rc = dup_into(&c->endpoint,
-                      first_of(env_nonempty("LIBSQL_BOTTOMLESS_ENDPOINT"), NULL, NULL,
-                               S3_DEFAULT_ENDPOINT));
+        rc = dup_into(&c->endpoint, first_of(env_nonempty("LIBSQL_BOTTOMLESS_ENDPOINT"), NULL, NULL,
+                                             S3_DEFAULT_ENDPOINT));
     if (rc == 0)
-        rc = dup_into(&c->bucket, first_of(env_nonempty("LIBSQL_BOTTOMLESS_BUCKET"), NULL,
-                                           NULL, S3_DEFAULT_BUCKET));
+        rc = dup_into(&c->bucket, first_of(env_nonempty("LIBSQL_BOTTOMLESS_BUCKET"), NULL, NULL,
+                                           S3_DEFAULT_BUCKET));
     if (rc == 0)
         rc = resolve_credentials(c, files, 2);
     if (rc == 0)
-        rc = dup_into(&c->region,
-                      first_of(env_nonempty("LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION"),
-                               env_nonempty("AWS_REGION"), env_nonempty("AWS_DEFAULT_REGION"),
-                               first_of(files[1].region, files[0].region, NULL,
-                                        S3_DEFAULT_REGION)));
+        rc =
+            dup_into(&c->region,
+                     first_of(env_nonempty("LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION"),
+                              env_nonempty("AWS_REGION"), env_nonempty("AWS_DEFAULT_REGION"),
+                              first_of(files[1].region, files[0].region, NULL, S3_DEFAULT_REGION)));
     profile_values_free(&files[0]);
     profile_values_free(&files[1]);
     if (rc)

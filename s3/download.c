@@ -37,8 +37,13 @@ static int pwrite_sink(void *arg, const uint8_t *p, size_t len)
 int s3_get_object_stream(struct s3_client *c, const char *key, s3_stream_fn *cb, void *arg,
                          uint64_t *size_out, struct err *err)
 {
-    struct s3_http_req r = {.method = "GET", .op = "GET", .kind = S3_KIND_GET, .key = key,
-                            .sink = cb, .sink_arg = arg, .verify_md5 = true};
+    struct s3_http_req r = {.method = "GET",
+                            .op = "GET",
+                            .kind = S3_KIND_GET,
+                            .key = key,
+                            .sink = cb,
+                            .sink_arg = arg,
+                            .verify_md5 = true};
     struct s3_http_resp resp;
     int rc = s3_http_do(c, &r, &resp, err);
     if (rc == 0 && size_out != NULL)
@@ -67,9 +72,15 @@ static int get_range(struct dl *d, size_t i, struct err *err)
     uint64_t len = d->size - off < d->range_size ? d->size - off : d->range_size;
     struct fd_sink sink = {d->fd, off};
     struct s3_http_resp resp;
-    struct s3_http_req r = {.method = "GET", .op = "GET", .kind = S3_KIND_GET, .key = d->key,
-                            .if_match = d->etag[0] ? d->etag : NULL, .ranged = true,
-                            .range_off = off, .range_len = len, .sink = pwrite_sink,
+    struct s3_http_req r = {.method = "GET",
+                            .op = "GET",
+                            .kind = S3_KIND_GET,
+                            .key = d->key,
+                            .if_match = d->etag[0] ? d->etag : NULL,
+                            .ranged = true,
+                            .range_off = off,
+                            .range_len = len,
+                            .sink = pwrite_sink,
                             .sink_arg = &sink};
     int rc = s3_http_do(d->c, &r, &resp, err);
     if (rc == 0 && (resp.delivered != len || resp.object_size != d->size)) {
@@ -129,8 +140,8 @@ static int verify_file_md5(struct dl *d, struct err *err)
         EVP_DigestFinal_ex(ctx, md, &n);
         sigv4_hex(md, 16, hex);
         if (strcasecmp(hex, d->etag) != 0)
-            rc = ERR(err, EBADMSG, "GET %s: file MD5 %s does not match ETag %s", name, hex,
-                     d->etag);
+            rc =
+                ERR(err, EBADMSG, "GET %s: file MD5 %s does not match ETag %s", name, hex, d->etag);
     } else {
         ERR(err, rc, "GET %s: cannot re-read the file to verify it (%s)", name, errno_name(rc));
     }

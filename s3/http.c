@@ -29,13 +29,13 @@ struct call {
     struct s3_client *c;
     const struct s3_http_req *r;
     struct s3_http_resp *resp;
-    char name[320];         /* "bucket/key" */
+    char name[320]; /* "bucket/key" */
     char payload_hash[65];
     char content_md5[25];
-    EVP_MD_CTX *md5;        /* running MD5 of delivered bytes (verify_md5) */
-    uint64_t expected;      /* bytes the whole delivery must have (when known) */
+    EVP_MD_CTX *md5;   /* running MD5 of delivered bytes (verify_md5) */
+    uint64_t expected; /* bytes the whole delivery must have (when known) */
     bool expected_known;
-    char first_etag[80];    /* ETag of the first 2xx response: If-Match for resumes */
+    char first_etag[80]; /* ETag of the first 2xx response: If-Match for resumes */
     int sink_rc;
 };
 
@@ -59,6 +59,11 @@ struct attempt {
 int s3_http_buf_sink(void *arg, const uint8_t *p, size_t len)
 {
     return buf_append(arg, p, len);
+}
+
+void s3_http_buf_rewind(void *arg)
+{
+    buf_reset(arg);
 }
 
 void s3_name(const struct s3_client *c, const char *key, char *out, size_t cap)
@@ -246,8 +251,7 @@ struct signed_req {
     struct buf raw_path, url;
 };
 
-static int sign_attempt(struct call *k, struct attempt *a, struct signed_req *s,
-                        struct err *err)
+static int sign_attempt(struct call *k, struct attempt *a, struct signed_req *s, struct err *err)
 {
     const struct s3_client *c = k->c;
     const struct s3_http_req *r = k->r;
@@ -274,8 +278,7 @@ static int sign_attempt(struct call *k, struct attempt *a, struct signed_req *s,
         rc = add_header(&s->headers, NULL, NULL, "If-Match", quoted);
     }
     if (rc == 0 && c->conf.session_token != NULL)
-        rc = add_header(&s->headers, s->h, &s->n_h, "x-amz-security-token",
-                        c->conf.session_token);
+        rc = add_header(&s->headers, s->h, &s->n_h, "x-amz-security-token", c->conf.session_token);
     if (rc == 0)
         rc = add_header(&s->headers, NULL, NULL, "Content-Type",
                         r->content_type ? r->content_type : "");
@@ -286,13 +289,11 @@ static int sign_attempt(struct call *k, struct attempt *a, struct signed_req *s,
     if (rc == 0)
         rc = build_url(c, (char *)s->raw_path.data, r->query, &s->url);
     if (rc)
-        return ERR(err, rc, "%s %s: cannot build the request (%s)", r->op, k->name,
-                   errno_name(rc));
+        return ERR(err, rc, "%s %s: cannot build the request (%s)", r->op, k->name, errno_name(rc));
 
-    struct sigv4_key key = {c->conf.access_key_id, c->conf.secret_access_key, c->conf.region,
-                            "s3"};
-    struct sigv4_request sr = {r->method,        (char *)s->raw_path.data, r->query, s->h,
-                               s->n_h,           k->payload_hash,          s->date};
+    struct sigv4_key key = {c->conf.access_key_id, c->conf.secret_access_key, c->conf.region, "s3"};
+    struct sigv4_request sr = {r->method, (char *)s->raw_path.data, r->query, s->h,
+                               s->n_h,    k->payload_hash,          s->date};
     sigv4_out_init(&out);
     rc = sigv4_sign(&key, &sr, &out, err);
     if (rc == 0) {
@@ -382,14 +383,22 @@ static bool status_retryable(long status, const char *code)
 static const char *status_text(long status)
 {
     switch (status) {
-    case 400: return "BadRequest";
-    case 403: return "Forbidden";
-    case 404: return "NotFound";
-    case 409: return "Conflict";
-    case 412: return "PreconditionFailed";
-    case 416: return "InvalidRange";
-    case 503: return "ServiceUnavailable";
-    default: return status >= 500 ? "ServerError" : "HTTPError";
+    case 400:
+        return "BadRequest";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "NotFound";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "PreconditionFailed";
+    case 416:
+        return "InvalidRange";
+    case 503:
+        return "ServiceUnavailable";
+    default:
+        return status >= 500 ? "ServerError" : "HTTPError";
     }
 }
 
@@ -439,8 +448,8 @@ static enum verdict judge_body(struct call *k, struct attempt *a, struct err *er
     bool is_head = strcmp(r->method, "HEAD") == 0;
 
     if (a->resumed && a->status != 206)
-        return ERR(err, EBADMSG, "%s %s: server ignored the resume Range (%ld)", r->op,
-                   k->name, a->status),
+        return ERR(err, EBADMSG, "%s %s: server ignored the resume Range (%ld)", r->op, k->name,
+                   a->status),
                V_FAIL;
     if (!is_head && a->has_content_length && a->got != a->content_length)
         return ERR(err, EAGAIN, "%s %s: truncated body (%llu of %llu bytes)", r->op, k->name,
@@ -472,8 +481,8 @@ static int verify_done(struct call *k, struct err *err)
         EVP_DigestFinal_ex(k->md5, md, &n);
         sigv4_hex(md, 16, hex);
         if (strcasecmp(hex, k->resp->etag) != 0)
-            return ERR(err, EBADMSG, "%s %s: body MD5 %s does not match ETag %s", r->op,
-                       k->name, hex, k->resp->etag);
+            return ERR(err, EBADMSG, "%s %s: body MD5 %s does not match ETag %s", r->op, k->name,
+                       hex, k->resp->etag);
     }
     return 0;
 }
@@ -553,12 +562,23 @@ static void sleep_ms(long ms)
 static void count_kind(struct s3_client *c, enum s3_kind kind)
 {
     switch (kind) {
-    case S3_KIND_PUT: atomic_fetch_add(&c->n_put, 1); break;
-    case S3_KIND_GET: atomic_fetch_add(&c->n_get, 1); break;
-    case S3_KIND_LIST: atomic_fetch_add(&c->n_list, 1); break;
-    case S3_KIND_DELETE: atomic_fetch_add(&c->n_delete, 1); break;
-    case S3_KIND_HEAD: atomic_fetch_add(&c->n_head, 1); break;
-    case S3_KIND_POST: break;
+    case S3_KIND_PUT:
+        atomic_fetch_add(&c->n_put, 1);
+        break;
+    case S3_KIND_GET:
+        atomic_fetch_add(&c->n_get, 1);
+        break;
+    case S3_KIND_LIST:
+        atomic_fetch_add(&c->n_list, 1);
+        break;
+    case S3_KIND_DELETE:
+        atomic_fetch_add(&c->n_delete, 1);
+        break;
+    case S3_KIND_HEAD:
+        atomic_fetch_add(&c->n_head, 1);
+        break;
+    case S3_KIND_POST:
+        break;
     }
 }
 
@@ -568,8 +588,7 @@ static int prepare_call(struct call *k, struct err *err)
     s3_name(k->c, r->key, k->name, sizeof k->name);
     sigv4_sha256_hex(r->body ? (const void *)r->body : "", r->body_len, k->payload_hash);
     if (r->content_md5)
-        sigv4_md5_base64(r->body ? (const void *)r->body : "", r->body_len, k->content_md5,
-                         NULL);
+        sigv4_md5_base64(r->body ? (const void *)r->body : "", r->body_len, k->content_md5, NULL);
     if (r->verify_md5 && !r->ranged) {
         k->md5 = EVP_MD_CTX_new();
         if (k->md5 == NULL || EVP_DigestInit_ex(k->md5, EVP_md5(), NULL) != 1)
@@ -592,6 +611,10 @@ int s3_http_do(struct s3_client *c, const struct s3_http_req *r, struct s3_http_
     rc = prepare_call(&k, err);
     for (int attempt = 1; rc == 0 && attempt <= max; attempt++) {
         err_clear(&last);
+        if (out->delivered > 0 && r->sink_rewind != NULL) {
+            r->sink_rewind(r->sink_arg); /* restart the body rather than resume it */
+            out->delivered = 0;
+        }
         out->attempts = attempt;
         v = run_attempt(&k, &last);
         if (v != V_RETRY || attempt == max)

@@ -33,8 +33,8 @@ struct s3_client {
     CURL *pool[S3_POOL_MAX_IDLE]; /* guarded by pool_mu: idle handles, keep-alive */
     size_t n_pool;                /* guarded by pool_mu */
 
-    atomic_uint_least64_t n_requests, n_put, n_get, n_list, n_delete, n_head, n_retries,
-        n_failures, bytes_up, bytes_down, n_connects;
+    atomic_uint_least64_t n_requests, n_put, n_get, n_list, n_delete, n_head, n_retries, n_failures,
+        bytes_up, bytes_down, n_connects;
 };
 
 struct s3_http_req {
@@ -45,14 +45,17 @@ struct s3_http_req {
     const char *query;   /* "a=b&c" (canonicalised by the engine); NULL for none */
     const uint8_t *body; /* request body (PUT/POST), may be NULL with body_len 0 */
     size_t body_len;
-    bool content_md5;         /* send Content-MD5 of the body */
-    const char *content_type; /* NULL: none */
-    const char *if_match;     /* GET If-Match (ETag without quotes); NULL: none */
-    bool ranged;              /* send Range: bytes=range_off-(range_off+range_len-1) */
-    uint64_t range_off, range_len; /* range_len 0 = to the end */
-    s3_stream_fn *sink;       /* response body of a 2xx, in order, each byte once */
-    void *sink_arg;           /* NULL sink: body is dropped */
-    bool verify_md5;          /* whole-object GET: check the body against a plain-MD5 ETag */
+    bool content_md5;               /* send Content-MD5 of the body */
+    const char *content_type;       /* NULL: none */
+    const char *if_match;           /* GET If-Match (ETag without quotes); NULL: none */
+    bool ranged;                    /* send Range: bytes=range_off-(range_off+range_len-1) */
+    uint64_t range_off, range_len;  /* range_len 0 = to the end */
+    s3_stream_fn *sink;             /* response body of a 2xx, in order, each byte once */
+    void *sink_arg;                 /* NULL sink: body is dropped */
+    void (*sink_rewind)(void *arg); /* set: a retry restarts the body (sink_rewind empties
+                                       the sink) instead of resuming with a Range; for
+                                       responses that are not object bytes (listings, XML) */
+    bool verify_md5;                /* whole-object GET: check the body against a plain-MD5 ETag */
 };
 
 struct s3_http_resp {
@@ -67,8 +70,9 @@ struct s3_http_resp {
 
 int s3_http_do(struct s3_client *c, const struct s3_http_req *r, struct s3_http_resp *out,
                struct err *err);
-/* A sink that appends to a struct buf (arg). */
+/* A sink that appends to a struct buf (arg), and its rewind (buf_reset). */
 int s3_http_buf_sink(void *arg, const uint8_t *p, size_t len);
+void s3_http_buf_rewind(void *arg);
 
 CURL *s3_pool_get(struct s3_client *c);
 void s3_pool_put(struct s3_client *c, CURL *h);

@@ -58,8 +58,12 @@ int s3_list_page(struct s3_client *c, const struct s3_list_opts *opts, const cha
         buf_free(&q);
         return ERR(err, rc, "LIST %s: %s", c->conf.bucket, errno_name(rc));
     }
-    struct s3_http_req r = {.method = "GET", .op = "LIST", .kind = S3_KIND_LIST,
-                            .query = (char *)q.data, .sink = s3_http_buf_sink,
+    struct s3_http_req r = {.method = "GET",
+                            .op = "LIST",
+                            .kind = S3_KIND_LIST,
+                            .query = (char *)q.data,
+                            .sink = s3_http_buf_sink,
+                            .sink_rewind = s3_http_buf_rewind,
                             .sink_arg = &body};
     rc = s3_http_do(c, &r, &resp, err);
     if (rc == 0) {
@@ -127,8 +131,7 @@ static int delete_errno(const char *code)
     return EIO;
 }
 
-static int delete_batch(struct s3_client *c, const char *const *keys, size_t n,
-                        struct err *err)
+static int delete_batch(struct s3_client *c, const char *const *keys, size_t n, struct err *err)
 {
     struct buf req, body;
     struct s3_http_resp resp;
@@ -141,10 +144,17 @@ static int delete_batch(struct s3_client *c, const char *const *keys, size_t n,
         buf_free(&req);
         return ERR(err, rc, "DELETE-MULTI %s: %s", c->conf.bucket, errno_name(rc));
     }
-    struct s3_http_req r = {.method = "POST", .op = "DELETE-MULTI", .kind = S3_KIND_DELETE,
-                            .query = "delete", .body = req.data, .body_len = req.len,
-                            .content_md5 = true, .content_type = "application/xml",
-                            .sink = s3_http_buf_sink, .sink_arg = &body};
+    struct s3_http_req r = {.method = "POST",
+                            .op = "DELETE-MULTI",
+                            .kind = S3_KIND_DELETE,
+                            .query = "delete",
+                            .body = req.data,
+                            .body_len = req.len,
+                            .content_md5 = true,
+                            .content_type = "application/xml",
+                            .sink = s3_http_buf_sink,
+                            .sink_rewind = s3_http_buf_rewind,
+                            .sink_arg = &body};
     rc = s3_http_do(c, &r, &resp, err);
     if (rc == 0) {
         size_t n_deleted = 0, n_errors = 0;
@@ -162,8 +172,7 @@ static int delete_batch(struct s3_client *c, const char *const *keys, size_t n,
     return rc;
 }
 
-int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n_keys,
-                      struct err *err)
+int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n_keys, struct err *err)
 {
     for (size_t i = 0; i < n_keys; i += S3_DELETE_BATCH) {
         size_t n = n_keys - i < S3_DELETE_BATCH ? n_keys - i : S3_DELETE_BATCH;

@@ -42,8 +42,7 @@ struct mp {
     struct err first; /* guarded by mu: the first failure */
 };
 
-static int put_small(struct s3_client *c, const char *key, int fd, uint64_t len,
-                     struct err *err)
+static int put_small(struct s3_client *c, const char *key, int fd, uint64_t len, struct err *err)
 {
     char name[320];
     size_t got = 0;
@@ -54,8 +53,8 @@ static int put_small(struct s3_client *c, const char *key, int fd, uint64_t len,
                    (unsigned long long)len);
     int rc = fileio_pread_full(fd, data, (size_t)len, 0, &got);
     if (rc == 0 && got != len)
-        rc = ERR(err, EIO, "PUT %s: file is shorter than %llu bytes", name,
-                 (unsigned long long)len);
+        rc =
+            ERR(err, EIO, "PUT %s: file is shorter than %llu bytes", name, (unsigned long long)len);
     else if (rc)
         ERR(err, rc, "PUT %s: read failed (%s)", name, errno_name(rc));
     if (rc == 0)
@@ -69,8 +68,13 @@ static int initiate(struct mp *m, struct err *err)
     struct buf body;
     struct s3_http_resp resp;
     buf_init(&body, S3_ERROR_BODY_MAX);
-    struct s3_http_req r = {.method = "POST", .op = "MULTIPART-CREATE", .kind = S3_KIND_POST,
-                            .key = m->key, .query = "uploads", .sink = s3_http_buf_sink,
+    struct s3_http_req r = {.method = "POST",
+                            .op = "MULTIPART-CREATE",
+                            .kind = S3_KIND_POST,
+                            .key = m->key,
+                            .query = "uploads",
+                            .sink = s3_http_buf_sink,
+                            .sink_rewind = s3_http_buf_rewind,
                             .sink_arg = &body};
     int rc = s3_http_do(m->c, &r, &resp, err);
     if (rc == 0) {
@@ -100,11 +104,16 @@ static int upload_part(struct mp *m, size_t i, uint8_t *data, struct err *err)
 
     int rc = fileio_pread_full(m->fd, data, n, off, &got);
     if (rc || got != n)
-        return ERR(err, rc ? rc : EIO, "UPLOAD-PART %s: part %zu: read failed (%s)", m->name,
-                   i + 1, rc ? errno_name(rc) : "short file");
+        return ERR(err, rc ? rc : EIO, "UPLOAD-PART %s: part %zu: read failed (%s)", m->name, i + 1,
+                   rc ? errno_name(rc) : "short file");
     snprintf(query, sizeof query, "partNumber=%zu&uploadId=%s", i + 1, m->id_enc);
-    struct s3_http_req r = {.method = "PUT", .op = "UPLOAD-PART", .kind = S3_KIND_PUT,
-                            .key = m->key, .query = query, .body = data, .body_len = n,
+    struct s3_http_req r = {.method = "PUT",
+                            .op = "UPLOAD-PART",
+                            .kind = S3_KIND_PUT,
+                            .key = m->key,
+                            .query = query,
+                            .body = data,
+                            .body_len = n,
                             .content_md5 = true};
     rc = s3_http_do(m->c, &r, &resp, err);
     if (rc)
@@ -112,8 +121,8 @@ static int upload_part(struct mp *m, size_t i, uint8_t *data, struct err *err)
     sigv4_md5_base64(data, n, b64, m->md5s[i]);
     sigv4_hex(m->md5s[i], 16, hex);
     if (s3_etag_is_md5(resp.etag) && strcasecmp(resp.etag, hex) != 0)
-        return ERR(err, EBADMSG, "UPLOAD-PART %s: part %zu ETag %s is not its MD5 %s",
-                   m->name, i + 1, resp.etag, hex);
+        return ERR(err, EBADMSG, "UPLOAD-PART %s: part %zu ETag %s is not its MD5 %s", m->name,
+                   i + 1, resp.etag, hex);
     snprintf(m->etags[i], 80, "%s", resp.etag[0] ? resp.etag : hex);
     return 0;
 }
@@ -212,10 +221,16 @@ static int complete(struct mp *m, struct err *err)
         struct s3_http_resp resp;
         struct err e = {0};
         buf_init(&body, S3_ERROR_BODY_MAX);
-        struct s3_http_req r = {.method = "POST", .op = "MULTIPART-COMPLETE",
-                                .kind = S3_KIND_POST, .key = m->key, .query = query,
-                                .body = req.data, .body_len = req.len,
-                                .content_type = "application/xml", .sink = s3_http_buf_sink,
+        struct s3_http_req r = {.method = "POST",
+                                .op = "MULTIPART-COMPLETE",
+                                .kind = S3_KIND_POST,
+                                .key = m->key,
+                                .query = query,
+                                .body = req.data,
+                                .body_len = req.len,
+                                .content_type = "application/xml",
+                                .sink = s3_http_buf_sink,
+                                .sink_rewind = s3_http_buf_rewind,
                                 .sink_arg = &body};
         rc = s3_http_do(m->c, &r, &resp, &e);
         if (rc == 0)
@@ -228,13 +243,12 @@ static int complete(struct mp *m, struct err *err)
                 *err = e;
             break;
         }
-        LOG_WARN("s3: retry op=MULTIPART-COMPLETE key=%s round=%d reason=\"%s\"", m->name,
-                 round, e.msg);
+        LOG_WARN("s3: retry op=MULTIPART-COMPLETE key=%s round=%d reason=\"%s\"", m->name, round,
+                 e.msg);
     }
     buf_free(&req);
     if (rc == 0 && strchr(etag, '-') != NULL && strcmp(etag, want) != 0)
-        rc = ERR(err, EBADMSG, "MULTIPART-COMPLETE %s: ETag %s, expected %s", m->name, etag,
-                 want);
+        rc = ERR(err, EBADMSG, "MULTIPART-COMPLETE %s: ETag %s, expected %s", m->name, etag, want);
     return rc;
 }
 
@@ -244,8 +258,11 @@ static void abort_upload(struct mp *m)
     struct s3_http_resp resp;
     struct err e = {0};
     snprintf(query, sizeof query, "uploadId=%s", m->id_enc);
-    struct s3_http_req r = {.method = "DELETE", .op = "MULTIPART-ABORT",
-                            .kind = S3_KIND_DELETE, .key = m->key, .query = query};
+    struct s3_http_req r = {.method = "DELETE",
+                            .op = "MULTIPART-ABORT",
+                            .kind = S3_KIND_DELETE,
+                            .key = m->key,
+                            .query = query};
     if (s3_http_do(m->c, &r, &resp, &e) != 0 && e.code != ENOENT)
         LOG_WARN("s3: multipart abort failed key=%s reason=\"%s\"", m->name, e.msg);
 }
@@ -290,8 +307,7 @@ static int put_multipart(struct s3_client *c, const char *key, int fd, uint64_t 
     return rc;
 }
 
-int s3_put_object_fd(struct s3_client *c, const char *key, int fd, uint64_t len,
-                     struct err *err)
+int s3_put_object_fd(struct s3_client *c, const char *key, int fd, uint64_t len, struct err *err)
 {
     if (len >= c->conf.multipart_threshold && len > S3_MIN_PART_SIZE)
         return put_multipart(c, key, fd, len, err);

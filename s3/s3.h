@@ -37,20 +37,20 @@
 #define S3_DEFAULT_REGION "us-east-1"
 
 struct s3_conf {
-    char *endpoint;      /* scheme://host[:port][/base]; http or https */
+    char *endpoint; /* scheme://host[:port][/base]; http or https */
     char *bucket;
     char *region;
     char *access_key_id; /* may contain ':' (Swift: "test:tester") */
     char *secret_access_key;
-    char *session_token; /* NULL when none */
-    bool virtual_hosted; /* bucket.host addressing instead of host/bucket */
-    char *ca_file;       /* NULL: the system CA store */
-    bool insecure_tls;   /* skip TLS peer verification: only by explicit flag */
-    int max_attempts;    /* total attempts per request, >= 1 (default 6) */
-    int backoff_base_ms; /* first retry waits up to this (default 100) */
-    int backoff_max_ms;  /* cap on one wait (default 5000) */
-    long connect_timeout_ms;   /* default 5000 */
-    long low_speed_timeout_s;  /* abort a transfer slower than 1 byte/s for this long (30) */
+    char *session_token;        /* NULL when none */
+    bool virtual_hosted;        /* bucket.host addressing instead of host/bucket */
+    char *ca_file;              /* NULL: the system CA store */
+    bool insecure_tls;          /* skip TLS peer verification: only by explicit flag */
+    int max_attempts;           /* total attempts per request, >= 1 (default 6) */
+    int backoff_base_ms;        /* first retry waits up to this (default 100) */
+    int backoff_max_ms;         /* cap on one wait (default 5000) */
+    long connect_timeout_ms;    /* default 5000 */
+    long low_speed_timeout_s;   /* abort a transfer slower than 1 byte/s for this long (30) */
     size_t multipart_threshold; /* file uploads at least this big go multipart (16 MiB) */
     size_t part_size;           /* >= 5 MiB (8 MiB) */
     int parallel;               /* concurrent parts/ranges for one object (4) */
@@ -78,7 +78,7 @@ const char *s3_client_endpoint(const struct s3_client *c);
 struct s3_object_info {
     char *key;
     uint64_t size;
-    char etag[80];       /* without quotes */
+    char etag[80]; /* without quotes */
     time_t last_modified;
 };
 
@@ -93,8 +93,7 @@ int s3_put_object(struct s3_client *c, const char *key, const void *data, size_t
                   struct err *err);
 /* PutObject from [0, len) of fd (pread; the fd offset is not used). Multipart with parallel
  * parts when len >= conf.multipart_threshold; aborted on failure. */
-int s3_put_object_fd(struct s3_client *c, const char *key, int fd, uint64_t len,
-                     struct err *err);
+int s3_put_object_fd(struct s3_client *c, const char *key, int fd, uint64_t len, struct err *err);
 
 /* GetObject into out (whose max caps the size: EMSGSIZE beyond). ENOENT when missing. */
 int s3_get_object(struct s3_client *c, const char *key, struct buf *out, struct err *err);
@@ -119,15 +118,14 @@ int s3_head_object(struct s3_client *c, const char *key, struct s3_object_info *
 int s3_delete_object(struct s3_client *c, const char *key, struct err *err);
 /* DeleteObjects in requests of up to 1000 keys, with Content-MD5. Any per-key error fails
  * the call and is named. */
-int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n_keys,
-                      struct err *err);
+int s3_delete_objects(struct s3_client *c, const char *const *keys, size_t n_keys, struct err *err);
 
 struct s3_list_opts {
-    const char *prefix;    /* NULL = none */
-    const char *delimiter; /* NULL = none */
+    const char *prefix;      /* NULL = none */
+    const char *delimiter;   /* NULL = none */
     const char *start_after; /* v2 start-after / v1 marker for the first page; NULL = none */
-    int max_keys;          /* per page, 0 = server default (1000) */
-    bool v1;               /* ListObjects (v1, marker) instead of ListObjectsV2 */
+    int max_keys;            /* per page, 0 = server default (1000) */
+    bool v1;                 /* ListObjects (v1, marker) instead of ListObjectsV2 */
 };
 struct s3_list_page {
     struct s3_object_info *objects;

@@ -71,8 +71,8 @@ void sigv4_format_date(time_t t, char *out)
 
 static bool is_unreserved(unsigned char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 int sigv4_uri_encode(struct buf *b, const char *s, size_t len, int keep_slash)
@@ -357,12 +357,11 @@ static int sign_canonical(const struct sigv4_key *k, const struct sigv4_request 
     return rc;
 }
 
-static int check_input(const struct sigv4_key *k, const struct sigv4_request *r,
-                       struct err *err)
+static int check_input(const struct sigv4_key *k, const struct sigv4_request *r, struct err *err)
 {
     if (k->access_key_id == NULL || k->secret_access_key == NULL || k->region == NULL ||
-        k->service == NULL || r->method == NULL || r->payload_hash == NULL ||
-        r->amz_date == NULL || strlen(r->amz_date) != SIGV4_DATE_LEN)
+        k->service == NULL || r->method == NULL || r->payload_hash == NULL || r->amz_date == NULL ||
+        strlen(r->amz_date) != SIGV4_DATE_LEN)
         return ERR(err, EINVAL, "sigv4: incomplete request or credentials");
     return 0;
 }

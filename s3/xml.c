@@ -97,8 +97,7 @@ static int xml_walk(const char *data, size_t len, xml_end_fn *cb, void *arg, str
     enum XML_Status st = XML_Parse(w.parser, data ? data : "", (int)len, XML_TRUE);
     int rc = w.rc;
     if (rc == 0 && st != XML_STATUS_OK)
-        rc = ERR(err, EBADMSG, "xml: %s at line %lu",
-                 XML_ErrorString(XML_GetErrorCode(w.parser)),
+        rc = ERR(err, EBADMSG, "xml: %s at line %lu", XML_ErrorString(XML_GetErrorCode(w.parser)),
                  (unsigned long)XML_GetCurrentLineNumber(w.parser));
     else if (rc)
         ERR(err, rc, "xml: %s at line %lu",
@@ -132,8 +131,8 @@ void xml_unquote_etag(const char *s, size_t len, char out[80])
         s++;
         len--;
     }
-    while (len > 0 && (s[len - 1] == '"' || s[len - 1] == ' ' || s[len - 1] == '\n' ||
-                       s[len - 1] == '\r'))
+    while (len > 0 &&
+           (s[len - 1] == '"' || s[len - 1] == ' ' || s[len - 1] == '\n' || s[len - 1] == '\r'))
         len--;
     copy_text(out, 80, s, len);
 }
@@ -307,8 +306,7 @@ static int v1_next(struct list_ctx *c)
     return p->next ? 0 : ENOMEM;
 }
 
-int xml_parse_list(const char *data, size_t len, bool v1, struct s3_list_page *out,
-                   struct err *err)
+int xml_parse_list(const char *data, size_t len, bool v1, struct s3_list_page *out, struct err *err)
 {
     struct list_ctx c = {.out = out, .v1 = v1};
     memset(out, 0, sizeof *out);
@@ -446,15 +444,32 @@ int xml_escape(struct buf *b, const char *s)
     int rc = 0;
     for (; *s && rc == 0; s++) {
         switch (*s) {
-        case '&': rc = buf_append(b, "&amp;", 5); break;
-        case '<': rc = buf_append(b, "&lt;", 4); break;
-        case '>': rc = buf_append(b, "&gt;", 4); break;
-        case '"': rc = buf_append(b, "&quot;", 6); break;
-        case '\'': rc = buf_append(b, "&apos;", 6); break;
-        case '\r': rc = buf_append(b, "&#13;", 5); break;
-        case '\n': rc = buf_append(b, "&#10;", 5); break;
-        case '\t': rc = buf_append(b, "&#9;", 4); break;
-        default: rc = buf_append(b, s, 1);
+        case '&':
+            rc = buf_append(b, "&amp;", 5);
+            break;
+        case '<':
+            rc = buf_append(b, "&lt;", 4);
+            break;
+        case '>':
+            rc = buf_append(b, "&gt;", 4);
+            break;
+        case '"':
+            rc = buf_append(b, "&quot;", 6);
+            break;
+        case '\'':
+            rc = buf_append(b, "&apos;", 6);
+            break;
+        case '\r':
+            rc = buf_append(b, "&#13;", 5);
+            break;
+        case '\n':
+            rc = buf_append(b, "&#10;", 5);
+            break;
+        case '\t':
+            rc = buf_append(b, "&#9;", 4);
+            break;
+        default:
+            rc = buf_append(b, s, 1);
         }
     }
     return rc;

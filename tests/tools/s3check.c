@@ -350,8 +350,8 @@ static int run(struct ctx *x, int argc, char **argv)
     }
     if (strcmp(cmd, "getrange") == 0) {
         NEED(4);
-        return cmd_get(x, argv[1], true, strtoull(argv[2], NULL, 10),
-                       strtoull(argv[3], NULL, 10), argv[4]);
+        return cmd_get(x, argv[1], true, strtoull(argv[2], NULL, 10), strtoull(argv[3], NULL, 10),
+                       argv[4]);
     }
     if (strcmp(cmd, "getfd") == 0) {
         NEED(2);

@@ -14,12 +14,20 @@ static char home[256];
 
 static void clear_env(void)
 {
-    static const char *vars[] = {
-        "LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID", "LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY",
-        "LIBSQL_BOTTOMLESS_AWS_SESSION_TOKEN", "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION",
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-        "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE",
-        "LIBSQL_BOTTOMLESS_ENDPOINT", "LIBSQL_BOTTOMLESS_BUCKET"};
+    static const char *vars[] = {"LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID",
+                                 "LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY",
+                                 "LIBSQL_BOTTOMLESS_AWS_SESSION_TOKEN",
+                                 "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION",
+                                 "AWS_ACCESS_KEY_ID",
+                                 "AWS_SECRET_ACCESS_KEY",
+                                 "AWS_SESSION_TOKEN",
+                                 "AWS_REGION",
+                                 "AWS_DEFAULT_REGION",
+                                 "AWS_PROFILE",
+                                 "AWS_SHARED_CREDENTIALS_FILE",
+                                 "AWS_CONFIG_FILE",
+                                 "LIBSQL_BOTTOMLESS_ENDPOINT",
+                                 "LIBSQL_BOTTOMLESS_BUCKET"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }

@@ -98,8 +98,7 @@ Test(s3_xml, list_rejects_bad_documents)
     cr_expect_eq(parse_list("<Error><Code>x</Code></Error>", false, &p, &e), EBADMSG);
     cr_expect(strstr(e.msg, "xml") != NULL, "%s", e.msg);
     err_clear(&e);
-    cr_expect_eq(parse_list("<ListBucketResult><Contents><Key>a</Key>", false, &p, &e),
-                 EBADMSG);
+    cr_expect_eq(parse_list("<ListBucketResult><Contents><Key>a</Key>", false, &p, &e), EBADMSG);
     err_clear(&e);
     cr_expect_eq(parse_list("<ListBucketResult><IsTruncated>true</IsTruncated>"
                             "</ListBucketResult>",
@@ -161,8 +160,7 @@ Test(s3_xml, delete_result)
     size_t n_del = 0, n_err = 0;
     struct xml_s3_error first;
     struct err e = {0};
-    cr_assert_eq(xml_parse_delete(doc, strlen(doc), &n_del, &n_err, &first, &e), 0, "%s",
-                 e.msg);
+    cr_assert_eq(xml_parse_delete(doc, strlen(doc), &n_del, &n_err, &first, &e), 0, "%s", e.msg);
     cr_expect_eq(n_del, 1);
     cr_expect_eq(n_err, 2);
     cr_expect_str_eq(first.key, "b<");
@@ -176,8 +174,8 @@ Test(s3_xml, build_bodies_escape_and_round_trip)
     buf_init(&b, 1 << 20);
     const char *keys[] = {"plain", "a&b<c>\"d'", "\xc3\xa9/x"};
     cr_assert_eq(xml_build_delete(&b, keys, 3), 0);
-    cr_expect(strstr((char *)b.data, "<Key>a&amp;b&lt;c&gt;&quot;d&apos;</Key>") != NULL,
-              "%s", (char *)b.data);
+    cr_expect(strstr((char *)b.data, "<Key>a&amp;b&lt;c&gt;&quot;d&apos;</Key>") != NULL, "%s",
+              (char *)b.data);
     cr_expect(strstr((char *)b.data, "<Quiet>true</Quiet>") != NULL);
     buf_reset(&b);
     char etags[2][80] = {"aa", "bb"};

@@ -196,14 +196,18 @@ static void run_case(const char *dir, const char *name, bool *checked)
     char *service = json_get(ctx, "service"), *ts = json_get(ctx, "timestamp");
     bool omit_token = json_true(ctx, "omit_session_token");
     char date[SIGV4_DATE_LEN + 1];
-    snprintf(date, sizeof date, "%.4s%.2s%.2sT%.2s%.2s%.2sZ", ts, ts + 5, ts + 8, ts + 11,
-             ts + 14, ts + 17);
+    snprintf(date, sizeof date, "%.4s%.2s%.2sT%.2s%.2s%.2sZ", ts, ts + 5, ts + 8, ts + 11, ts + 14,
+             ts + 17);
     char body_hash[65];
     sigv4_sha256_hex(r.body, strlen(r.body), body_hash);
     struct sigv4_key k = {akid, secret, region, service};
-    struct sigv4_request sr = {.method = r.method, .path = r.path, .query = r.query,
-                               .headers = r.h, .n_headers = r.n_h,
-                               .payload_hash = body_hash, .amz_date = date};
+    struct sigv4_request sr = {.method = r.method,
+                               .path = r.path,
+                               .query = r.query,
+                               .headers = r.h,
+                               .n_headers = r.n_h,
+                               .payload_hash = body_hash,
+                               .amz_date = date};
     struct err err = {0};
     struct sigv4_out out;
 
@@ -259,15 +263,13 @@ Test(sigv4, aws_suite_vectors_match_s3_rules)
     closedir(d);
     free(dir);
     cr_expect_eq(n_unnormalised, 7, "every \"normalize\": false case must run");
-    cr_expect_geq(n_checked, 31, "only path-normalising cases may be skipped (ran %d)",
-                  n_checked);
+    cr_expect_geq(n_checked, 31, "only path-normalising cases may be skipped (ran %d)", n_checked);
 }
 
 /* --- S3 examples (s3-examples.md) --- */
 
-static const struct sigv4_key s3_key = {"AKIAIOSFODNN7EXAMPLE",
-                                        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1",
-                                        "s3"};
+static const struct sigv4_key s3_key = {
+    "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "us-east-1", "s3"};
 #define S3_HOST "examplebucket.s3.amazonaws.com"
 #define S3_DATE "20130524T000000Z"
 
@@ -275,9 +277,8 @@ static void s3_case(const char *method, const char *path, const char *query,
                     const struct sigv4_header *extra, size_t n_extra, const char *payload_hash,
                     const char *want_signed, const char *want_sig, struct sigv4_out *out)
 {
-    struct sigv4_header h[8] = {{"Host", S3_HOST},
-                                {"x-amz-date", S3_DATE},
-                                {"x-amz-content-sha256", payload_hash}};
+    struct sigv4_header h[8] = {
+        {"Host", S3_HOST}, {"x-amz-date", S3_DATE}, {"x-amz-content-sha256", payload_hash}};
     size_t n = 3;
     for (size_t i = 0; i < n_extra; i++)
         h[n++] = extra[i];
@@ -384,15 +385,14 @@ Test(sigv4, canonical_query_reserved_space_utf8_empty)
     expect_query("prefix=a%20b", "prefix=a%20b");
     expect_query("prefix=a+b", "prefix=a%2Bb"); /* '+' is a literal plus, not a space */
     expect_query("delimiter=/", "delimiter=%2F");
-    expect_query("k=!*'();:@&=+$,/?#[]",
-                 "=%2B%24%2C%2F%3F%23%5B%5D&k=%21%2A%27%28%29%3B%3A%40");
+    expect_query("k=!*'();:@&=+$,/?#[]", "=%2B%24%2C%2F%3F%23%5B%5D&k=%21%2A%27%28%29%3B%3A%40");
     expect_query("k=%21%2a%27%28%29", "k=%21%2A%27%28%29"); /* lower-case escapes normalised */
     expect_query("prefix=\xe1\x88\xb4", "prefix=%E1%88%B4");
     expect_query("a=&b", "a=&b=");
     expect_query("&&x=1&&", "x=1");
     expect_query("continuation-token=1/abc==&list-type=2",
                  "continuation-token=1%2Fabc%3D%3D&list-type=2");
-    expect_query("k=100%", "k=100%25"); /* malformed escape stays literal */
+    expect_query("k=100%", "k=100%25");                 /* malformed escape stays literal */
     expect_query("Z=1&a=1&_=1&-=1", "-=1&Z=1&_=1&a=1"); /* byte order, not locale */
 }
 
