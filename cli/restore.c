@@ -157,6 +157,23 @@ static int run(struct cli *cli, const struct restore_args *a, const char *target
     return rc;
 }
 
+/* The restore writes a temporary file next to target: its directory must exist. */
+static int check_output_dir(struct cli *cli, const char *target, struct err *err)
+{
+    char dir[4096];
+    const char *slash = strrchr(target, '/');
+    struct stat st;
+
+    if (slash == NULL)
+        return 0; /* the current directory */
+    snprintf(dir, sizeof(dir), "%.*s", slash == target ? 1 : (int)(slash - target), target);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        cli_set_hint(cli, "create the directory first, or pass another -o PATH");
+        return ERR(err, ENOENT, "output directory %s does not exist", dir);
+    }
+    return 0;
+}
+
 int cmd_restore(struct cli *cli, int argc, char **argv, struct err *err)
 {
     struct restore_args a;
@@ -195,6 +212,9 @@ int cmd_restore(struct cli *cli, int argc, char **argv, struct err *err)
                        target);
         }
     }
+    rc = check_output_dir(cli, target, err);
+    if (rc != 0)
+        return rc;
     rc = cli_connect(cli, err);
     if (rc != 0)
         return rc;

@@ -92,6 +92,19 @@ check_equal "$TEST_TMP/g1.db" s5
 "$CLI" -d app.db restore -o "$TEST_TMP/empty.db" >/dev/null || fail "restore over empty file"
 check_equal "$TEST_TMP/empty.db" s5
 
+# --- errors: missing output directory; progress bar only on a terminal ---
+rc=0
+"$CLI" -d app.db restore -o "$TEST_TMP/no/such/dir/x.db" 2>"$TEST_TMP/err" >/dev/null || rc=$?
+[[ $rc == 1 ]] && grep -q "output directory $TEST_TMP/no/such/dir does not exist" "$TEST_TMP/err" ||
+    fail "missing output directory: exit $rc $(cat "$TEST_TMP/err")"
+"$CLI" -d app.db restore -o "$TEST_TMP/notty.db" >/dev/null 2>"$TEST_TMP/err" || fail "restore"
+[[ ! -s $TEST_TMP/err ]] || fail "stderr not a tty but got: $(cat "$TEST_TMP/err")"
+script -qec "'$CLI' -d app.db restore -o '$TEST_TMP/tty.db'" /dev/null >"$TEST_TMP/tty.out" ||
+    fail "restore on a pty failed: $(cat "$TEST_TMP/tty.out")"
+grep -aqE "restore \[[#-]+\] .*B / .*B/s +(ETA|in) " "$TEST_TMP/tty.out" ||
+    fail "no progress bar on a terminal: $(od -c "$TEST_TMP/tty.out" | head)"
+check_equal "$TEST_TMP/tty.db" s5
+
 # --- an escaped name restores to its last component, in the current directory ---
 /usr/bin/python3 "$GENPY" --bucket "$bucket" --db 'sub%2Fdir%2Fnested.db' --workdir "$TEST_TMP/w2" \
     gen:$T1 "sql:CREATE TABLE n(x)" "sql:INSERT INTO n VALUES (42)" ship save:n ||

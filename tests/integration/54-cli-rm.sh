@@ -4,7 +4,7 @@
 # --force; --dry-run removes nothing; --older-than removes the old generations but keeps the
 # newest chain (newest generation and its .dep chain back to the snapshot), and the database
 # still restores equal to the source (sqlite3 .sha3sum).
-# timeout: 400
+# timeout: 900
 source "$BFS_ROOT/tests/lib/common.sh"
 
 CLI=$BFS_BIN/bottomless-cli
