@@ -68,6 +68,7 @@ struct item {
 
 struct hdrinfo {
     uint32_t page_size, salt1, salt2, seed1, seed2;
+    bool big_endian; /* checksum byte order (not compared: follows from the magic) */
 };
 
 struct repl_db {
@@ -99,6 +100,11 @@ struct repl_db {
     struct gen_id parent_hint;
     bool force_snapshot;
     uint32_t committed, staged, uploaded;
+    /* Shipped checksum chain after frame `staged` (staged_ck_ok: known). Staging rewrites
+     * the frames' salts/checksums from it once a rechained commit was seen (rechain: SQLite
+     * 3.40's savepoint bug, decoder.h), so shipped batches always verify on restore. */
+    bool staged_ck_ok, rechain;
+    uint32_t staged_ck[2];
     uint32_t *cuts;           /* commit ends to cut batches at (batch_max_frames) */
     size_t n_cuts, cap_cuts;
     int64_t pending_since_ms; /* oldest unstaged commit, 0 = none */
@@ -392,6 +398,10 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     db->has_parent_hint = false;
     db->gen_has_dep = has_parent;
     db->committed = db->staged = db->uploaded = 0;
+    db->staged_ck[0] = h->seed1;
+    db->staged_ck[1] = h->seed2;
+    db->staged_ck_ok = true;
+    db->rechain = false;
     db->n_cuts = 0;
     db->pending_since_ms = 0;
     if (!want_snap)
@@ -415,6 +425,25 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
 }
 
 /* ---- staging ----------------------------------------------------------------------------- */
+
+/* fsyncs <gen>/.meta and <gen>/.dep (written without fsync on the hot path by gen_begin)
+ * and the directory holding <gen>/, before the generation's first segment is named. */
+static void sync_gen_smalls(struct repl_db *db, const struct gen_id *g)
+{
+    static const char *const leaves[] = {".meta", ".dep"};
+    char path[REPL_PATH_MAX];
+    for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
+        if (gen_path(db, g, leaves[i], path, sizeof(path)) != 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (fsync(fd) != 0)
+            LOG_WARN("replicator: fsync %s failed: %s", path, errno_name(errno));
+        close(fd);
+    }
+    fileio_fsync_dir(db->dir, NULL); /* the generation directory's own entry */
+}
 
 /* Copies the next batch (up to the first cut, else everything committed) into a segment.
  * stage_mu held. all: ignore the schedule (gate, flush). Returns 0 when nothing to do. */
@@ -443,9 +472,21 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     }
     struct gen_id g = db->gen;
     uint32_t ps = db->gh.page_size;
+    struct hdrinfo gh = db->gh;
     int wal_fd = db->wal_fd;
     int64_t commit_ms = db->pending_since_ms;
+    bool rechain = db->rechain;
+    bool ck_ok = db->staged_ck_ok;
+    uint32_t ck[2] = {db->staged_ck[0], db->staged_ck[1]};
     pthread_mutex_unlock(&db->mu);
+    if (rechain && !ck_ok) {
+        /* Cannot happen with the decoder's rules (a rechained commit is always seen live,
+         * after the commit before it); refuse rather than ship frames that fail on restore. */
+        return ERR(err, EIO,
+                   "replicator: checksum chain before frame %" PRIu32 " unknown db=%s: "
+                   "cannot rechain",
+                   from, db->name);
+    }
 
     uint64_t ts = (uint64_t)time(NULL);
     uint64_t off = wal_frame_offset(ps, from);
@@ -454,7 +495,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
         (size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
         return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
-    buf = malloc(REPL_COPY_CHUNK);
+    buf = malloc(REPL_COPY_CHUNK > wal_frame_size(ps) ? REPL_COPY_CHUNK : wal_frame_size(ps));
     if (!buf)
         return ERR(err, ENOMEM, "replicator: out of memory");
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -470,8 +511,12 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
         rc = ERR(err, errno, "replicator: create %s: %s", tmp, errno_name(errno));
         goto out;
     }
+    uint64_t fsize = wal_frame_size(ps);
+    uint64_t chunk = REPL_COPY_CHUNK / fsize * fsize; /* whole frames per chunk */
+    if (chunk == 0)
+        chunk = fsize;
     for (uint64_t done = 0; done < len;) {
-        size_t want = (size_t)(len - done < REPL_COPY_CHUNK ? len - done : REPL_COPY_CHUNK);
+        size_t want = (size_t)(len - done < chunk ? len - done : chunk);
         size_t got = 0;
         rc = fileio_pread_full(wal_fd, buf, want, off + done, &got);
         if (rc == 0 && got < want)
@@ -481,6 +526,15 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
                 to, db->name, rc == EIO ? "file shorter than committed frames" : errno_name(rc));
             goto out;
         }
+        size_t n_frames = (size_t)(want / fsize);
+        if (rechain) {
+            wal_frames_rechain(gh.big_endian, gh.salt1, gh.salt2, ps, buf, n_frames, ck);
+        } else if (n_frames > 0) {
+            /* the stored chain is the shipped chain: remember where it ends */
+            const uint8_t *lf = buf + (n_frames - 1) * fsize;
+            ck[0] = be32_load(lf + 16);
+            ck[1] = be32_load(lf + 20);
+        }
         rc = fileio_write_all(fd, buf, want);
         if (rc) {
             ERR(err, rc, "replicator: write %s: %s", tmp, errno_name(rc));
@@ -488,14 +542,24 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
         }
         done += want;
     }
-    if (!sync_gate && fdatasync(fd) != 0) {
+    /* Crash safety: the segment's bytes (and, for the first batch of a generation, its
+     * .meta/.dep) are on disk before its name appears; the directory entry is made durable
+     * by the caller (stager: here; hot-path gate: once per stage_all, before it returns and
+     * so before SQLite may overwrite the frames in the -wal). */
+    if (fdatasync(fd) != 0) {
         rc = ERR(err, errno, "replicator: fsync %s: %s", tmp, errno_name(errno));
         goto out;
     }
     close(fd);
     fd = -1;
+    if (from == 1)
+        sync_gen_smalls(db, &g);
     if (rename(tmp, path) != 0) {
         rc = ERR(err, errno, "replicator: rename %s: %s", path, errno_name(errno));
+        goto out;
+    }
+    if (!sync_gate && fileio_fsync_parent(path, err) != 0) {
+        rc = err && err->code ? err->code : EIO;
         goto out;
     }
     struct item *it = item_new(ITEM_SEG, &g);
@@ -511,6 +575,9 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     pthread_mutex_lock(&db->mu);
     if (gen_id_eq(&g, &db->gen)) {
         db->staged = to;
+        db->staged_ck[0] = ck[0];
+        db->staged_ck[1] = ck[1];
+        db->staged_ck_ok = true;
         if (used_cut && db->n_cuts > 0) {
             memmove(db->cuts, db->cuts + 1, (db->n_cuts - 1) * sizeof(*db->cuts));
             db->n_cuts--;
@@ -541,9 +608,20 @@ static void stage_all(struct repl_db *db, bool sync_gate)
     struct err e = {0};
     pthread_mutex_lock(&db->stage_mu);
     int rc;
+    bool any = false;
     do {
         rc = stage_batch(db, sync_gate, &e);
+        any |= rc == 1;
     } while (rc == 1);
+    if (any) {
+        /* one directory fsync for every segment staged here (see stage_batch) */
+        char gdir[REPL_PATH_MAX];
+        pthread_mutex_lock(&db->mu);
+        struct gen_id g = db->gen;
+        pthread_mutex_unlock(&db->mu);
+        if (gen_path(db, &g, NULL, gdir, sizeof(gdir)) == 0)
+            fileio_fsync_dir(gdir, NULL);
+    }
     pthread_mutex_unlock(&db->stage_mu);
     if (rc != 0) {
         pthread_mutex_lock(&db->mu);
@@ -574,7 +652,7 @@ static bool hdr_matches(const struct hdrinfo *a, const struct hdrinfo *b)
 static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err)
 {
     struct repl_db *db = arg;
-    struct hdrinfo hi = {h->page_size, h->salt1, h->salt2, h->cksum1, h->cksum2};
+    struct hdrinfo hi = {h->page_size, h->salt1, h->salt2, h->cksum1, h->cksum2, h->big_endian};
     (void)err;
     pthread_mutex_lock(&db->mu);
     db->journal_wal = true;
@@ -621,7 +699,7 @@ static int push_cut(struct repl_db *db, uint32_t frame)
 static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
 {
     struct repl_db *db = arg;
-    struct hdrinfo hi = {c->page_size, c->salt1, c->salt2, c->seed1, c->seed2};
+    struct hdrinfo hi = {c->page_size, c->salt1, c->salt2, c->seed1, c->seed2, c->big_endian};
 
     pthread_mutex_lock(&db->mu);
     bool open = db->gen_open;
@@ -640,11 +718,28 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
     bool signal = false;
     pthread_mutex_lock(&db->mu);
     db->last_commit_ms = t;
+    if (c->rechained && !db->rechain) {
+        db->rechain = true;
+        LOG_WARN("replicator: SQLite left a commit with a broken checksum chain (savepoint "
+                 "rollback bug) db=%s frames=%" PRIu32 "-%" PRIu32
+                 ": shipping rechained frames",
+                 db->name, c->first, c->last);
+    }
     if (c->last <= db->staged) { /* resumed: already staged in a previous run */
         if (c->last > db->committed)
             db->committed = c->last;
+        if (c->last == db->staged && !db->staged_ck_ok) {
+            db->staged_ck[0] = c->cksum1;
+            db->staged_ck[1] = c->cksum2;
+            db->staged_ck_ok = true;
+        }
         pthread_mutex_unlock(&db->mu);
         return 0;
+    }
+    if (!db->staged_ck_ok && c->first == db->staged + 1) {
+        db->staged_ck[0] = c->prev1;
+        db->staged_ck[1] = c->prev2;
+        db->staged_ck_ok = true;
     }
     uint32_t max = db->r->conf.batch_max_frames ? db->r->conf.batch_max_frames : 1;
     uint32_t base = db->n_cuts ? db->cuts[db->n_cuts - 1] : db->staged;
@@ -1089,10 +1184,11 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
         if (fileio_pread_full(db->wal_fd, h, sizeof(h), 0, &got) == 0 && got == sizeof(h) &&
             wal_header_parse(h, &hd, NULL) == 0) {
             wal_hdr = true;
-            wh = (struct hdrinfo){hd.page_size, hd.salt1, hd.salt2, hd.cksum1, hd.cksum2};
+            wh = (struct hdrinfo){hd.page_size, hd.salt1,  hd.salt2,
+                                  hd.cksum1,     hd.cksum2, hd.big_endian};
         }
     }
-    struct hdrinfo sh = {st.page_size, st.salt1, st.salt2, st.seed1, st.seed2};
+    struct hdrinfo sh = {st.page_size, st.salt1, st.salt2, st.seed1, st.seed2, wh.big_endian};
     bool snap_lost = st.snap_pending && !snap_file;
     bool resume = have_state && st.has_gen && st.gen_open && wal_hdr && hdr_matches(&wh, &sh) &&
                   !snap_lost;
@@ -1105,6 +1201,9 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
         db->uploaded = st.uploaded;
         db->staged = max_seg > st.uploaded ? max_seg : st.uploaded;
         db->committed = db->staged;
+        db->staged_ck[0] = sh.seed1;
+        db->staged_ck[1] = sh.seed2;
+        db->staged_ck_ok = db->staged == 0; /* else learnt from the scan (dec_on_commit) */
         LOG_INFO("replicator: resuming db=%s gen=%s uploaded=%" PRIu32 " staged=%" PRIu32,
                  db->name, db->gen_str, db->uploaded, db->staged);
     } else if (have_state && st.has_gen) {
