@@ -34,6 +34,7 @@ struct raw_opts {
     char *list_ttl;
     char *log_level;
     char *workers;
+    char *spin_us;
     int insecure_tls;
     int durable;
     int noreplicate;
@@ -69,6 +70,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     RAWS("list_ttl=%s", list_ttl),
     RAWS("log_level=%s", log_level),
     RAWS("workers=%s", workers),
+    RAWS("spin_us=%s", spin_us),
     RAW("insecure_tls", insecure_tls),
     RAW("durable", durable),
     RAW("noreplicate", noreplicate),
@@ -144,6 +146,8 @@ void fs_config_usage(const char *prog)
         "  -o log_level=LEVEL     error|warn|info|debug|trace (default info); logs go to\n"
         "                         stderr in the foreground, to syslog once daemonised\n"
         "  -o workers=N           threads for fsync, restores and listings (default %u)\n"
+        "  -o spin_us=N           after each request, poll /dev/fuse for N microseconds\n"
+        "                         before sleeping (default %u; 0 = libfuse's loop)\n"
         "  -o noxattr             no extended attributes (ENOTSUP): the kernel then stops\n"
         "                         sending a GETXATTR(security.capability) before every\n"
         "                         write(2), which otherwise adds ~1 request per write\n"
@@ -190,7 +194,7 @@ void fs_config_usage(const char *prog)
         "\n"
         "MOUNTPOINT/.bottomless/status is a read-only JSON view of every database's replication\n"
         "state. BACKING_DIR/.bottomless is the replicator's staging area and is hidden.\n",
-        prog, FS_DEFAULT_WORKERS, FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000,
+        prog, FS_DEFAULT_WORKERS, FS_DEFAULT_SPIN_US, FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000,
         FS_DEFAULT_WRITEBACK_MS, FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
         FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_LIST_TTL_MS / 1000);
 }
@@ -292,6 +296,11 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
     cfg->snapshot_wal_pct = FS_DEFAULT_SNAPSHOT_WAL_PCT;
     cfg->list_ttl_ms = FS_DEFAULT_LIST_TTL_MS;
 
+    uint32_t spin = FS_DEFAULT_SPIN_US;
+    rc = parse_u32("spin_us", r->spin_us, 0, &spin, err);
+    if (rc == 0 && spin > 10000)
+        rc = ERR(err, EINVAL, "invalid spin_us=%u: at most 10000", spin);
+    cfg->spin_us = spin;
     uint32_t workers = cfg->n_workers;
     rc = rc ? rc : parse_u32("workers", r->workers, 1, &workers, err);
     cfg->n_workers = workers;
@@ -429,7 +438,7 @@ out:
                      &r.compression,      &r.batch_interval,   &r.batch_max_frames,
                      &r.writeback_ms,     &r.flush_timeout,    &r.durable_timeout,
                      &r.snapshot_max_gens, &r.snapshot_wal_pct, &r.list_ttl,      &r.log_level,
-                     &r.workers};
+                     &r.workers,          &r.spin_us};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     if (rc != 0)

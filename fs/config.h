@@ -21,6 +21,7 @@
 #define FS_DEFAULT_SNAPSHOT_WAL_PCT 100u
 #define FS_DEFAULT_LIST_TTL_MS 10000u
 #define FS_DEFAULT_WORKERS 4u
+#define FS_DEFAULT_SPIN_US 0u
 #define FS_STAGING_NAME ".bottomless"
 
 struct fs_config {
@@ -34,6 +35,7 @@ struct fs_config {
     char *log_level; /* -o log_level=error|warn|info|debug|trace (default info) */
     bool allow_other;
     unsigned n_workers; /* -o workers=N: threads for fsync / restores / listings */
+    unsigned spin_us;   /* -o spin_us=N: session loop spins N us before sleeping */
     bool noxattr;       /* -o noxattr: xattr calls get ENOSYS, so the kernel stops asking
                          * (saves the security.capability GETXATTR it sends before each write) */
 

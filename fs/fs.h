@@ -38,6 +38,10 @@ struct fs {
     struct fuse_session *se; /* set by main after fuse_session_new() */
     /* The flusher of writeback mode (fs/flusher.c); NULL when off. */
     struct flusher *flusher;
+    /* Open files still known to the daemon (released at shutdown if the kernel never sent
+     * RELEASE, e.g. after a signal). Guarded by files_mu. */
+    pthread_mutex_t files_mu;
+    struct fs_file *files;
     /* Read buffer of the session thread (reads never run on workers). */
     char *read_buf;
     size_t read_buf_size;
@@ -50,6 +54,8 @@ struct fs_file {
     struct fs_inode *inode;
     struct buf status;    /* status file content (status file only) */
     char *flush_path;     /* a -wal registered with the writeback flusher, or NULL */
+    struct fs_file *prev; /* fs->files list, guarded by fs->files_mu */
+    struct fs_file *next;
 };
 
 /* The lowlevel op table (fs/ops.c). */
@@ -61,6 +67,14 @@ void fs_free(struct fs *fs);
 int fs_start(struct fs *fs, struct err *err);
 /* Stops and joins the worker threads (pending jobs run first). */
 void fs_stop(struct fs *fs);
+/* Frees the open files the kernel never released (hooks.release runs for each). Call after
+ * the session ended and fs_stop(), before hooks.shutdown. */
+void fs_release_all(struct fs *fs);
+/* Open-file list (ops_file.c). */
+void fs_files_add(struct fs *fs, struct fs_file *f);
+void fs_files_remove(struct fs *fs, struct fs_file *f);
+/* Closes f: hooks.release, flusher, fd, memory. */
+void fs_file_free(struct fs *fs, struct fs_file *f);
 /* hooks.inval_path implementation; arg is struct fs. */
 int fs_inval_path(void *arg, const char *path);
 

@@ -20,6 +20,7 @@
 #include "fs/config.h"
 #include "fs/fs.h"
 #include "fs/hooks.h"
+#include "fs/loop.h"
 
 /* Forks; the parent waits for the child's status byte and exits with it. Returns the write end
  * of the status pipe in the child (or -1 on failure, with err set). */
@@ -181,7 +182,7 @@ int main(int argc, char **argv)
     LOG_INFO("main: mounted backing=%s mountpoint=%s replication=%s writeback=%d",
              cfg.backing_dir, cfg.mountpoint, cfg.noreplicate ? "off" : "on", cfg.writeback);
 
-    rc = fuse_session_loop(se);
+    rc = fs_loop_run(se, cfg.spin_us);
     if (rc < 0) {
         LOG_ERR("main: session loop failed errno=%s", errno_name(-rc));
         rc = -rc;
@@ -195,6 +196,8 @@ out:
         fs_stop(fs); /* flusher (bounded), then the workers: pending fsyncs reply first */
     if (mounted)
         fuse_session_unmount(se);
+    if (fs != NULL)
+        fs_release_all(fs); /* handles whose RELEASE never came: hooks.release first */
     if (hooks_started && hooks.shutdown != NULL)
         hooks.shutdown(hooks.arg);
     if (rc != 0 && err.code != 0) {

@@ -95,6 +95,7 @@ struct fs *fs_new(const struct fs_config *cfg, const struct fs_hooks *hooks, str
     }
     fs->cfg = cfg;
     fs->backing_fd = -1;
+    pthread_mutex_init(&fs->files_mu, NULL);
     if (hooks != NULL)
         fs->hooks = *hooks;
     fs->has_hooks = fs->hooks.file_open != NULL || fs->hooks.unlinked != NULL ||
@@ -131,6 +132,8 @@ void fs_free(struct fs *fs)
         return;
     flusher_free(fs->flusher);
     workers_free(fs->workers);
+    fs_release_all(fs);
+    pthread_mutex_destroy(&fs->files_mu);
     inode_table_free(fs->inodes);
     free(fs->read_buf);
     if (fs->backing_fd >= 0)

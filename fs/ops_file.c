@@ -40,10 +40,52 @@ static int fs_open_flags(struct fs *fs, int flags, bool is_reg, bool keep_trunc)
     return o | O_CLOEXEC;
 }
 
-static void fs_file_free(struct fs *fs, struct fs_file *f)
+void fs_files_add(struct fs *fs, struct fs_file *f)
+{
+    pthread_mutex_lock(&fs->files_mu);
+    f->prev = NULL;
+    f->next = fs->files;
+    if (fs->files != NULL)
+        fs->files->prev = f;
+    fs->files = f;
+    pthread_mutex_unlock(&fs->files_mu);
+}
+
+void fs_files_remove(struct fs *fs, struct fs_file *f)
+{
+    pthread_mutex_lock(&fs->files_mu);
+    if (f->prev != NULL)
+        f->prev->next = f->next;
+    else if (fs->files == f)
+        fs->files = f->next;
+    if (f->next != NULL)
+        f->next->prev = f->prev;
+    f->prev = f->next = NULL;
+    pthread_mutex_unlock(&fs->files_mu);
+}
+
+void fs_release_all(struct fs *fs)
+{
+    size_t n = 0;
+
+    for (;;) {
+        pthread_mutex_lock(&fs->files_mu);
+        struct fs_file *f = fs->files;
+        pthread_mutex_unlock(&fs->files_mu);
+        if (f == NULL)
+            break;
+        fs_file_free(fs, f);
+        n++;
+    }
+    if (n != 0)
+        LOG_INFO("fs: released files=%zu the kernel had not closed at shutdown", n);
+}
+
+void fs_file_free(struct fs *fs, struct fs_file *f)
 {
     if (f == NULL)
         return;
+    fs_files_remove(fs, f);
     if (f->hook_handle != NULL && fs->hooks.release != NULL)
         fs->hooks.release(fs->hooks.arg, f->hook_handle);
     if (f->flush_path != NULL) {
@@ -72,6 +114,7 @@ static struct fs_file *fs_file_new(fuse_req_t req, struct fs *fs, struct fs_inod
     }
     f->fd = fd;
     f->inode = in;
+    fs_files_add(fs, f);
     if (fs->has_hooks || fs->flusher != NULL)
         have_path = fs_path_of(fs, in, NULL, path, sizeof(path)) == 0;
     if (have_path && fs->hooks.file_open != NULL)
@@ -146,6 +189,7 @@ static void fs_open_status(fuse_req_t req, struct fs *fs, struct fuse_file_info 
     }
     f->fd = -1;
     f->inode = inode_status_file(fs->inodes);
+    fs_files_add(fs, f);
     buf_init(&f->status, FS_STATUS_MAX_BYTES);
     if (fs->hooks.render_status != NULL)
         rc = fs->hooks.render_status(fs->hooks.arg, &f->status);

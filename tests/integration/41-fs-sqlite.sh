@@ -4,7 +4,7 @@
 # is a shared mmap of the FUSE file; two writer processes (2 x 2000 rows) and a reader that
 # checks count == max(id) and monotonic counts while they run; integrity_check; "database is
 # locked" between processes; raw fcntl byte-range conflicts; contents equal in the backing file
-# after unmount.
+# after unmount. Modes: default, writeback, and the spinning session loop with noxattr.
 # timeout: 400
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -143,4 +143,5 @@ PYEOF
 
 run_mode default
 run_mode writeback -o writeback
+run_mode spin -o spin_us=50,noxattr
 echo "ok"

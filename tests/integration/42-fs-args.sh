@@ -31,7 +31,7 @@ pid_gone() { # exited (a zombie child counts as gone)
 "$BIN" --help >"$TEST_TMP/help" || fail "--help exit status"
 for opt in -f -d endpoint bucket region batch_interval batch_max_frames compression durable \
     writeback flush_timeout snapshot_max_gens snapshot_wal_pct list_ttl ca_file insecure_tls \
-    noreplicate noxattr allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT LIBSQL_BOTTOMLESS_BUCKET \
+    noreplicate noxattr spin_us allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT LIBSQL_BOTTOMLESS_BUCKET \
     AWS_REGION LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES \
     LIBSQL_BOTTOMLESS_COMPRESSION fuse.bottomlessfs fusermount3 synchronous=FULL; do
     grep -qF -- "$opt" "$TEST_TMP/help" || fail "--help does not mention $opt"
@@ -52,6 +52,7 @@ expect_fail 'invalid compression=lz4' -o compression=lz4 "$B" "$M"
 expect_fail 'invalid batch_interval=abc' -o batch_interval=abc "$B" "$M"
 expect_fail 'invalid batch_max_frames=0' -o batch_max_frames=0 "$B" "$M"
 expect_fail 'invalid writeback=x' -o writeback=x "$B" "$M"
+expect_fail 'invalid spin_us=99999' -o noreplicate,spin_us=99999 "$B" "$M"
 expect_fail 'invalid log_level=loud' -o noreplicate,log_level=loud "$B" "$M"
 # environment values are validated the same way, and -o wins over them
 LIBSQL_BOTTOMLESS_COMPRESSION=bogus expect_fail 'invalid compression=bogus' -o noreplicate "$B" "$M"
@@ -63,7 +64,9 @@ LIBSQL_BOTTOMLESS_COMPRESSION=bogus expect_fail 'invalid batch_max_frames=0' \
 
 # --- foreground: SIGTERM and SIGINT unmount cleanly ---------------------------------------
 for sig in TERM INT; do
-    mount_fs "$B" "$M" -o noreplicate
+    spin=0
+    [[ $sig == INT ]] && spin=200 # the spinning loop must notice signals too
+    mount_fs "$B" "$M" -o noreplicate,spin_us=$spin
     [[ $(cat "$M/file") == hello ]] || fail "read through mount"
     kill -"$sig" "$BFS_FS_PID"
     wait_until 20 pid_gone "$BFS_FS_PID"

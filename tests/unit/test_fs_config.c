@@ -81,7 +81,7 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     struct fs_config cfg;
     struct err err;
     const char *argv[] = {"bottomlessfs", "/",  "-o", "durable,writeback=250,allow_other,noatime",
-                          "-f",           "/tmp", "-o", "flush_timeout=5,list_ttl=0.5,noxattr"};
+                          "-f",           "/tmp", "-o", "flush_timeout=5,list_ttl=0.5,noxattr,spin_us=40"};
     cr_assert_eq(parse(&cfg, &err, 8, argv), 0, "%s", err.msg);
     cr_expect(cfg.durable);
     cr_expect(cfg.writeback);
@@ -91,6 +91,7 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     cr_expect_eq(cfg.flush_timeout_ms, 5000);
     cr_expect_eq(cfg.list_ttl_ms, 500);
     cr_expect(cfg.noxattr);
+    cr_expect_eq(cfg.spin_us, 40);
     bool has_noatime = false, has_allow = false;
     for (int i = 0; i < cfg.fuse_argc; i++) {
         has_noatime |= strcmp(cfg.fuse_argv[i], "noatime") == 0;
