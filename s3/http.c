@@ -440,32 +440,40 @@ static enum verdict judge_status(struct call *k, struct attempt *a, struct err *
     return status_retryable(a->status, xe.code) ? V_RETRY : V_FAIL;
 }
 
-/* Checks a 2xx: lengths, resume semantics; records sizes in resp. */
+/* Checks a 2xx: a resume must get 206, and the body must match its Content-Length. */
 static enum verdict judge_body(struct call *k, struct attempt *a, struct err *err)
 {
     const struct s3_http_req *r = k->r;
-    struct s3_http_resp *resp = k->resp;
     bool is_head = strcmp(r->method, "HEAD") == 0;
 
-    if (a->resumed && a->status != 206)
-        return ERR(err, EBADMSG, "%s %s: server ignored the resume Range (%ld)", r->op, k->name,
-                   a->status),
-               V_FAIL;
-    if (!is_head && a->has_content_length && a->got != a->content_length)
-        return ERR(err, EAGAIN, "%s %s: truncated body (%llu of %llu bytes)", r->op, k->name,
-                   (unsigned long long)a->got, (unsigned long long)a->content_length),
-               V_RETRY;
-    if (!a->resumed) {
-        resp->status = a->status;
-        snprintf(resp->etag, sizeof resp->etag, "%s", a->etag);
-        snprintf(k->first_etag, sizeof k->first_etag, "%s", a->etag);
-        resp->last_modified = a->last_modified;
-        resp->has_length = a->has_range_total || (a->status == 200 && a->has_content_length);
-        resp->object_size = a->has_range_total ? a->range_total : a->content_length;
-        k->expected = a->content_length;
-        k->expected_known = a->has_content_length && !is_head;
+    if (a->resumed && a->status != 206) {
+        ERR(err, EBADMSG, "%s %s: server ignored the resume Range (%ld)", r->op, k->name,
+            a->status);
+        return V_FAIL;
+    }
+    if (!is_head && a->has_content_length && a->got != a->content_length) {
+        ERR(err, EAGAIN, "%s %s: truncated body (%llu of %llu bytes)", r->op, k->name,
+            (unsigned long long)a->got, (unsigned long long)a->content_length);
+        return V_RETRY;
     }
     return V_DONE;
+}
+
+/* The first 2xx answer (not a resume) defines the object: ETag for If-Match and the MD5 check,
+ * size, and the length the whole delivery must reach. Recorded even when its body was cut. */
+static void record_first(struct call *k, const struct attempt *a)
+{
+    struct s3_http_resp *resp = k->resp;
+    if (a->resumed || a->status < 200 || a->status >= 300)
+        return;
+    resp->status = a->status;
+    snprintf(resp->etag, sizeof resp->etag, "%s", a->etag);
+    snprintf(k->first_etag, sizeof k->first_etag, "%s", a->etag);
+    resp->last_modified = a->last_modified;
+    resp->has_length = a->has_range_total || (a->status == 200 && a->has_content_length);
+    resp->object_size = a->has_range_total ? a->range_total : a->content_length;
+    k->expected = a->content_length;
+    k->expected_known = a->has_content_length && strcmp(k->r->method, "HEAD") != 0;
 }
 
 static int verify_done(struct call *k, struct err *err)
@@ -512,6 +520,7 @@ static enum verdict run_attempt(struct call *k, struct err *err)
     if (curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &n_conn) == CURLE_OK && n_conn > 0)
         atomic_fetch_add(&k->c->n_connects, (uint64_t)n_conn);
     atomic_fetch_add(&k->c->bytes_down, a.got);
+    record_first(k, &a);
     if (cc == CURLE_OK && a.status >= 200 && a.status < 300)
         atomic_fetch_add(&k->c->bytes_up, k->r->body_len);
     if (k->sink_rc) {
@@ -626,7 +635,7 @@ int s3_http_do(struct s3_client *c, const struct s3_http_req *r, struct s3_http_
         sleep_ms(wait);
     }
     if (rc == 0 && v == V_DONE)
-        rc = verify_done(&k, &last);
+        verify_done(&k, &last);
     else if (rc == 0 && v == V_RETRY) {
         size_t n = strnlen(last.msg, sizeof last.msg);
         snprintf(last.msg + n, sizeof last.msg - n, " after %d attempts", out->attempts);
