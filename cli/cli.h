@@ -68,6 +68,8 @@ void cli_fmt_time_plain(time_t t, char *buf, size_t len);
 void cli_fmt_time_zulu(time_t t, char *buf, size_t len);
 /* "1.5 MiB" style. */
 void cli_fmt_bytes(uint64_t n, char *buf, size_t len);
+/* s with control bytes and '\\' as \\xNN, so names from a bucket cannot drive the terminal. */
+void cli_print_safe(FILE *f, const char *s);
 /* JSON string literal (with quotes) of s to f. */
 void cli_json_string(FILE *f, const char *s);
 /* Parses a non-negative decimal integer option value; usage error naming opt otherwise. */

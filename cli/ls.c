@@ -320,7 +320,8 @@ static int ls_databases(struct cli *cli, const struct ls_opts *o, struct err *er
                    n_gens, id, t, (long long)created);
         } else {
             cli_fmt_time((time_t)created, t, sizeof(t));
-            printf("%s  newest: %s (created: %s), %zu generation%s\n", names[i], id, t, n_gens,
+            cli_print_safe(stdout, names[i]);
+            printf("  newest: %s (created: %s), %zu generation%s\n", id, t, n_gens,
                    n_gens == 1 ? "" : "s");
         }
         printed++;

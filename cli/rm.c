@@ -106,8 +106,11 @@ static int remove_generation(struct cli *cli, const struct rm_args *a, const str
         }
         for (size_t i = 0; i < objs.n; i++) {
             keys[i] = objs.v[i].key;
-            if (a->verbose || a->dry_run)
-                printf("%s %s\n", a->dry_run ? "Would remove" : "Removing", keys[i]);
+            if (a->verbose || a->dry_run) {
+                printf("%s ", a->dry_run ? "Would remove" : "Removing");
+                cli_print_safe(stdout, keys[i]);
+                printf("\n");
+            }
         }
         if (!a->dry_run)
             rc = s3_delete_objects(cli->client, keys, objs.n, err);
@@ -123,12 +126,42 @@ static int remove_generation(struct cli *cli, const struct rm_args *a, const str
                id, RM_MAX_PASSES);
 }
 
+/* A generation kept right after a removed one (ids are newest first) that has no snapshot and
+ * whose .dep names a removed generation can no longer be restored: say so. */
+static void warn_orphans(struct cli *cli, const struct rm_args *a, const struct gen_id *ids,
+                         size_t n_ids, const bool *removed)
+{
+    for (size_t k = 1; k < n_ids; k++) {
+        struct gen_info gi;
+        struct err e = {0};
+        char child[GEN_ID_STR_LEN + 1], parent[GEN_ID_STR_LEN + 1];
+
+        if (!removed[k] || removed[k - 1])
+            continue;
+        memset(&gi, 0, sizeof(gi));
+        if (restore_gen_info(cli->client, cli->db_name, &ids[k - 1], &gi, &e) != 0)
+            continue; /* best effort */
+        for (size_t j = 0; j < n_ids; j++) {
+            if (removed[j] && gi.has_dep && !gi.has_snapshot && gen_id_eq(&gi.dep, &ids[j])) {
+                gen_id_format(&ids[k - 1], child);
+                gen_id_format(&ids[j], parent);
+                fprintf(stderr,
+                        "%s: warning: generation %s has no snapshot and depends on %s "
+                        "generation %s: it can no longer be restored (run '%s -d %s snapshot "
+                        "-g %s' before removing its parent)\n",
+                        CLI_NAME, child, a->dry_run ? "the to-be-removed" : "the removed", parent,
+                        CLI_NAME, cli->db_name, child);
+            }
+        }
+    }
+}
+
 int cmd_rm(struct cli *cli, int argc, char **argv, struct err *err)
 {
     struct rm_args a;
     struct gen_id *ids = NULL, *chain = NULL;
     size_t n_ids = 0, n_chain = 0, n_removed = 0, n_objects = 0, n_kept = 0;
-    bool chain_has_snapshot = false, help = false;
+    bool chain_has_snapshot = false, help = false, *removed = NULL;
     char id[GEN_ID_STR_LEN + 1];
     int rc;
 
@@ -148,6 +181,11 @@ int cmd_rm(struct cli *cli, int argc, char **argv, struct err *err)
         goto out;
     if (n_ids == 0) {
         rc = ERR(err, ENOENT, "no generations found for database %s", cli->db_name);
+        goto out;
+    }
+    removed = calloc(n_ids, sizeof(*removed));
+    if (removed == NULL) {
+        rc = ERR(err, ENOMEM, "out of memory");
         goto out;
     }
     /* The newest restorable chain; without it we cannot tell what is safe to remove. */
@@ -201,9 +239,11 @@ int cmd_rm(struct cli *cli, int argc, char **argv, struct err *err)
             goto out;
         }
         printf("%s generation %s (%zu objects)\n", a.dry_run ? "Would remove" : "Removed", id, n);
+        removed[k] = true;
         n_removed++;
         n_objects += n;
     }
+    warn_orphans(cli, &a, ids, n_ids, removed);
     printf("%s %zu generation%s (%zu objects) of %s", a.dry_run ? "Would remove" : "Removed",
            n_removed, n_removed == 1 ? "" : "s", n_objects, cli->db_name);
     if (n_kept > 0)
@@ -212,5 +252,6 @@ int cmd_rm(struct cli *cli, int argc, char **argv, struct err *err)
 out:
     free(ids);
     free(chain);
+    free(removed);
     return rc;
 }

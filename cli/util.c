@@ -303,3 +303,13 @@ int cli_default_output(struct cli *cli, char *out, size_t cap, struct err *err)
     snprintf(out, cap, "%s", base);
     return 0;
 }
+
+void cli_print_safe(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\')
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+}

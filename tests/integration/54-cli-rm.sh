@@ -82,7 +82,10 @@ $g2" ]] || fail "remaining generations: $("$CLI" -d r.db ls)"
 [[ $(sqlite3 "$TEST_TMP/after.db" 'PRAGMA integrity_check') == ok ]] || fail "integrity"
 
 # --- --force removes chain generations too ---
-"$CLI" -d r.db rm --older-than 2023-11-17 --force >/dev/null || fail "rm --force failed"
+"$CLI" -d r.db rm --older-than 2023-11-17 --force >/dev/null 2>"$TEST_TMP/err" ||
+    fail "rm --force failed"
+grep -q "warning: generation $g4 has no snapshot and depends on the removed generation $g3" \
+    "$TEST_TMP/err" || fail "no warning about the orphaned newest generation: $(cat "$TEST_TMP/err")"
 [[ $(count "$g2") == 0 && $(count "$g3") == 0 ]] || fail "--force kept chain generations"
 (($(count "$g4") > 0)) || fail "--older-than removed the newer generation g4"
 note "ok"
