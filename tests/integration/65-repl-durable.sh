@@ -41,7 +41,7 @@ c.close()
 EOF
 "$PY" "$TEST_TMP/app.py" "$M/app.db" <"$FIFO_IN" >"$FIFO_OUT" &
 app=$!
-on_exit kill "$app"
+on_exit bash -c "kill $app 2>/dev/null || true"
 exec 7>"$FIFO_IN" 8<"$FIFO_OUT"
 
 for i in $(seq 1 12); do
