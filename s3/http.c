@@ -297,8 +297,9 @@ static int sign_attempt(struct call *k, struct attempt *a, struct signed_req *s,
     sigv4_out_init(&out);
     rc = sigv4_sign(&key, &sr, &out, err);
     if (rc == 0) {
-        LOG_TRACE("s3: canonical request op=%s key=%s\n%s", r->op, k->name,
-                  (char *)out.canonical_request.data);
+        if (c->conf.session_token == NULL) /* the canonical request would show the token */
+            LOG_TRACE("s3: canonical request op=%s key=%s\n%s", r->op, k->name,
+                      (char *)out.canonical_request.data);
         char auth[1024];
         snprintf(auth, sizeof auth, "Authorization: %s", (char *)out.authorization.data);
         struct curl_slist *l = curl_slist_append(s->headers, auth);

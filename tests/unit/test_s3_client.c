@@ -426,3 +426,34 @@ Test(s3_client, configuration_is_checked)
     s3_client_free(c);
     s3_conf_free(&conf);
 }
+
+Test(s3_client, session_token_is_sent_and_signed)
+{
+    struct server s = {0};
+    add_response(&s, 200, NULL, "");
+    server_start(&s);
+    struct s3_conf conf;
+    char ep[64];
+    struct err e = {0};
+    s3_conf_init(&conf);
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d/base/", s.port);
+    conf.endpoint = strdup(ep);
+    conf.bucket = strdup("bkt");
+    conf.region = strdup("eu-west-1");
+    conf.access_key_id = strdup("AKID");
+    conf.secret_access_key = strdup("secret");
+    conf.session_token = strdup("tok/en+=");
+    struct s3_client *c = s3_client_new(&conf, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    cr_assert_eq(s3_delete_object(c, "a/b", &e), 0, "%s", e.msg);
+    cr_assert_eq(s.n_requests, 1);
+    const char *r = s.requests[0];
+    cr_expect(strncmp(r, "DELETE /base/bkt/a/b HTTP/1.1\r\n", 31) == 0, "%s", r);
+    cr_expect(strstr(r, "x-amz-security-token: tok/en+=\r\n") != NULL, "%s", r);
+    cr_expect(strstr(r, "/eu-west-1/s3/aws4_request, SignedHeaders=host;x-amz-content-sha256;"
+                        "x-amz-date;x-amz-security-token,") != NULL,
+              "%s", r);
+    s3_client_free(c);
+    s3_conf_free(&conf);
+    server_stop(&s);
+}
