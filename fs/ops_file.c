@@ -29,7 +29,9 @@ static bool fs_path_is_wal(const char *path)
  * replicator or the writeback cache needs to read. */
 static int fs_open_flags(struct fs *fs, int flags, bool is_reg, bool keep_trunc)
 {
-    int o = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW);
+    /* O_DIRECT: the kernel already bypasses its cache for such opens; our buffers are not
+     * aligned for a direct backing fd. */
+    int o = flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_NOFOLLOW | O_DIRECT);
 
     if (!keep_trunc)
         o &= ~O_TRUNC;

@@ -184,6 +184,12 @@ PYEOF
         fail "punched range is not zero in backing"
     [[ $(stat -f -c '%b %S %c' "$M") == $(stat -f -c '%b %S %c' "$B") ]] || fail "statfs"
 
+    # --- O_DIRECT opens work (the kernel bypasses its cache; the daemon does buffered I/O)
+    dd if=/dev/urandom of="$TEST_TMP/dio" bs=4096 count=64 status=none
+    dd if="$TEST_TMP/dio" of="$M/dio" bs=4096 oflag=direct status=none || fail "O_DIRECT write"
+    cmp "$TEST_TMP/dio" <(dd if="$M/dio" bs=4096 iflag=direct status=none) || fail "O_DIRECT read"
+    cmp "$TEST_TMP/dio" "$B/dio" || fail "O_DIRECT data in backing"
+
     # --- large file round trip across a remount -----------------------------------------
     head -c $((48 * 1024 * 1024)) /dev/urandom >"$TEST_TMP/big"
     want=$(sha256sum <"$TEST_TMP/big" | cut -d' ' -f1)
