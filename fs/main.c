@@ -28,8 +28,10 @@ static int daemon_fork(struct err *err)
 {
     int p[2];
 
-    if (pipe2(p, O_CLOEXEC) != 0)
-        return ERR(err, errno, "pipe: %s", errno_name(errno)) * 0 - 1;
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        ERR(err, errno, "pipe: %s", errno_name(errno));
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         ERR(err, errno, "fork: %s", errno_name(errno));
