@@ -178,6 +178,8 @@ int fs_path_of(struct fs *fs, struct fs_inode *in, const char *name, char *out, 
             return errno;
         abs[len] = '\0';
         size_t blen = strlen(fs->cfg->backing_dir);
+        if (blen == 1) /* BACKING_DIR is "/" */
+            blen = 0;
         if (strncmp(abs, fs->cfg->backing_dir, blen) != 0 || abs[blen] != '/')
             return EIO;
         rel = abs + blen + 1;
