@@ -152,6 +152,16 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv, struct err *err)
     rc = restore_upload_snapshot(cli->client, cli->db_name, &a.gen, target, a.comp, err);
     if (rc != 0)
         goto out;
+    if (gi.has_snapshot) { /* --force: drop the old object if it had another compression */
+        char new_key[LAYOUT_KEY_MAX];
+
+        if (layout_key_snapshot(cli->db_name, &a.gen, a.comp, new_key) == 0 &&
+            strcmp(new_key, gi.snapshot_key) != 0) {
+            rc = s3_delete_object(cli->client, gi.snapshot_key, err);
+            if (rc != 0)
+                goto out;
+        }
+    }
     printf("snapshot uploaded for generation: %s\n", id);
     printf("  built from:   %s (%u generation%s, %llu frames)\n", parent, r.n_generations,
            r.n_generations == 1 ? "" : "s", (unsigned long long)r.frames_applied);

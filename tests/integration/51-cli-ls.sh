@@ -135,4 +135,13 @@ d = {x["database"]: x for x in json.load(open(sys.argv[1]))}
 assert set(d) == {"app.db", "app.db-2", "dir%2Fother.db"}, d
 assert d["app.db"]["generations"] == 3 and d["app.db"]["newest_generation"] == sys.argv[2]
 EOF
+
+# --- a tombstone (bottomless: hides generations created at or before it) is shown ---
+/usr/bin/python3 -c 'import struct,sys; open(sys.argv[1],"wb").write(struct.pack(">q", int(sys.argv[2])))' \
+    "$TEST_TMP/tomb" "$T2"
+awss3 s3 cp "$TEST_TMP/tomb" "s3://$bucket/app.db.tombstone"
+out=$("$CLI" -d app.db ls) || fail "ls with a tombstone"
+[[ $out == "$g3 (created: 2023-11-16T22:13:20+00:00)
+$g2 (created: 2023-11-15T22:13:20+00:00) [tombstoned]
+$g1 (created: 2023-11-14T22:13:20+00:00) [tombstoned]" ]] || fail "tombstone marks: $out"
 note "ok"

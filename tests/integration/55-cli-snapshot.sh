@@ -62,6 +62,14 @@ rc=0
 [[ $rc == 1 ]] && grep -q "parent generation not found" "$TEST_TMP/err" ||
     fail "snapshot of the first generation: exit $rc $(cat "$TEST_TMP/err")"
 
+# --force replaces a snapshot, also one of another compression
+"$CLI" -d s.db snapshot -g "$g2" -c raw --force >/dev/null || fail "snapshot --force"
+awss3 s3api head-object --bucket "$bucket" --key "s.db-$g2/db.raw" >/dev/null || fail "no db.raw"
+awss3 s3api head-object --bucket "$bucket" --key "s.db-$g2/db.gz" >/dev/null 2>&1 &&
+    fail "stale db.gz left after snapshot --force"
+"$CLI" -d s.db restore -g "$g2" -o "$TEST_TMP/g2.db" >/dev/null || fail "restore g2"
+[[ $(sha "$TEST_TMP/g2.db") == $(sha "$W/s2.db") ]] || fail "restore of g2 from db.raw differs"
+
 # --- now the older generations can go ---
 out=$("$CLI" -d s.db rm --older-than 2023-11-16T22:13:20) || fail "rm failed"
 grep -q "Removed 2 generations" <<<"$out" || fail "rm did not remove g1 and g2: $out"
