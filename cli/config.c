@@ -185,8 +185,19 @@ int cli_config_parse(struct cli *cli, int argc, char **argv, int *cmd_index_out,
     }
     if (cli->db_name != NULL && cli->db_name[0] == '\0')
         return cli_usage(cli, err, "-d/--database needs a non-empty database name");
-    if (cli->db_name != NULL && strchr(cli->db_name, '/') != NULL)
-        return cli_usage(cli, err, "database name '%s' contains '/'", cli->db_name);
+    if (cli->db_name != NULL && strchr(cli->db_name, '/') != NULL) {
+        /* A db_name never holds '/', so this is a path relative to a bottomlessfs mount:
+         * map it the way the daemon does (sub/app.db -> sub%2Fapp.db). */
+        char name[LAYOUT_KEY_MAX];
+        struct err e2 = {0};
+
+        if (layout_db_name_from_path(cli->db_name, name, sizeof(name), &e2) != 0)
+            return cli_usage(cli, err, "database path '%s' cannot be mapped to a name: %s",
+                             cli->db_name, e2.msg);
+        rc = set_string(&cli->db_name, name, err);
+        if (rc != 0)
+            return rc;
+    }
     rc = read_environment(cli, err);
     if (rc != 0)
         return rc;

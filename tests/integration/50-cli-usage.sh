@@ -59,7 +59,8 @@ expect 2 "rm needs exactly one of -g GEN or --older-than DATE" "$CLI" -d db rm
 expect 2 "rm needs exactly one of" "$CLI" -d db rm -g $GEN --older-than 2024-01-01
 expect 2 "-c/--compression 'lz4'" "$CLI" -d db snapshot -c lz4
 expect 2 "unknown command 'nope'" "$CLI" help nope
-expect 2 "contains '/'" "$CLI" -d a/b ls
+expect 2 "database path '/abs/x.db' cannot be mapped" "$CLI" -d /abs/x.db ls
+expect 2 "database path 'a/../b' cannot be mapped" "$CLI" -d a/../b ls
 # a hostile database name never becomes a path outside the current directory
 expect 2 "does not give a safe local file name.*hint: name the output file with -o" \
     "$CLI" -d .. restore

@@ -113,4 +113,7 @@ check_equal "$TEST_TMP/tty.db" s5
     fail "restore of an escaped name"
 [[ -f $TEST_TMP/cwd/nested.db ]] || fail "default output of sub/dir/nested.db is not ./nested.db"
 [[ $(sha "$TEST_TMP/cwd/nested.db") == $(sha "$TEST_TMP/w2/n.db") ]] || fail "nested.db differs"
+# -d also takes the path relative to the mount and maps it to the name
+"$CLI" -d sub/dir/nested.db restore -o "$TEST_TMP/nested2.db" >/dev/null || fail "restore -d path"
+[[ $(sha "$TEST_TMP/nested2.db") == $(sha "$TEST_TMP/w2/n.db") ]] || fail "nested2.db differs"
 note "ok"
