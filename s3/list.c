@@ -101,19 +101,22 @@ int s3_list_all(struct s3_client *c, const struct s3_list_opts *opts, s3_list_fn
     do {
         struct s3_list_page p;
         rc = s3_list_page(c, opts, token, &p, err);
+        if (rc) {
+            free(token);
+            return rc;
+        }
+        rc = page_callbacks(&p, cb, arg);
+        if (rc == 0 && p.truncated && token != NULL && strcmp(p.next, token) == 0)
+            rc = ERR(err, EBADMSG, "LIST %s: the server repeated continuation %s", c->conf.bucket,
+                     token);
         free(token);
         token = NULL;
-        if (rc)
-            break;
-        rc = page_callbacks(&p, cb, arg);
         if (rc == 0 && p.truncated) {
             token = p.next;
             p.next = NULL;
         }
         s3_list_page_free(&p);
-        if (rc)
-            break;
-    } while (token != NULL);
+    } while (rc == 0 && token != NULL);
     free(token);
     if (rc == 1)
         return 0;

@@ -457,3 +457,33 @@ Test(s3_client, session_token_is_sent_and_signed)
     s3_conf_free(&conf);
     server_stop(&s);
 }
+
+static int count_entries(void *arg, const struct s3_object_info *info, bool is_prefix)
+{
+    (void)info;
+    (void)is_prefix;
+    return ++*(int *)arg == 3 ? -1 : 0; /* stop early, successfully, at the third entry */
+}
+
+Test(s3_client, list_all_pages_stops_early_and_rejects_a_repeated_token)
+{
+    struct server s = {0};
+    const char *page = "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>"
+                       "same</NextContinuationToken><Contents><Key>k</Key></Contents>"
+                       "</ListBucketResult>";
+    for (int i = 0; i < 4; i++)
+        add_response(&s, 200, NULL, page);
+    server_start(&s);
+    struct s3_client *c = client_for(&s, 2);
+    struct err e = {0};
+    struct s3_list_opts o = {0};
+    int n = 0;
+    cr_expect_eq(s3_list_all(c, &o, count_entries, &n, &e), EBADMSG);
+    cr_expect(strstr(e.msg, "repeated continuation same") != NULL, "%s", e.msg);
+    cr_expect_eq(n, 2);
+    n = 0;
+    err_clear(&e);
+    cr_expect_eq(s3_list_all(c, &o, count_entries, &n, &e), EBADMSG); /* pages 3 and 4 */
+    s3_client_free(c);
+    server_stop(&s);
+}
