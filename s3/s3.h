@@ -19,7 +19,14 @@
  *          with exponential backoff and full jitter, at most conf.max_attempts attempts.
  *          Uploads are whole-object PUTs (or multipart, aborted on failure), so a retry never
  *          leaves a partial object. Downloads are checked against Content-Length and, where the
- *          ETag is a plain MD5, against the MD5 of the body before they are handed over.
+ *          ETag is a plain MD5, against the MD5 of the body before they are handed over. An
+ *          object body cut mid-transfer is resumed with a Range (If-Match on its ETag); listings
+ *          and other XML answers are fetched again from the start. Each retry is logged at WARN;
+ *          an exhausted budget ends the message with "after N attempts".
+ *          A HEAD refused with 403 (no body) is followed by one GET to learn the S3 code, so
+ *          the message says e.g. "403 SignatureDoesNotMatch".
+ * Files:   sigv4.c (signing), xml.c (expat), config.c (conf), http.c (request engine),
+ *          client.c (lifecycle, pool, single-request ops), list.c, multipart.c, download.c.
  * Secrets: never appear in messages or logs; DEBUG logs may show the canonical request. */
 #ifndef BFS_S3_S3_H
 #define BFS_S3_S3_H
