@@ -11,26 +11,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "s3/sigv4.h"
 
 #define MAX_HEADERS 32
 
+static bool has_vectors(const char *dir)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tests/vectors/sigv4/LICENSE", dir);
+    FILE *f = fopen(path, "r");
+    if (f != NULL)
+        fclose(f);
+    return f != NULL;
+}
+
+/* tests/vectors of the repo: $BFS_ROOT, else the first ancestor of the binary or of the
+ * working directory that has it. */
 static char *vec_dir(void)
 {
-    static const char *candidates[] = {"tests/vectors", "../tests/vectors", "../../tests/vectors"};
+    char dir[4096], path[4200];
     const char *root = getenv("BFS_ROOT");
-    char path[4096];
-    if (root != NULL) {
+    if (root != NULL && has_vectors(root)) {
         snprintf(path, sizeof path, "%s/tests/vectors", root);
         return strdup(path);
     }
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        snprintf(path, sizeof path, "%s/sigv4/LICENSE", candidates[i]);
-        FILE *f = fopen(path, "r");
-        if (f != NULL) {
-            fclose(f);
-            return strdup(candidates[i]);
+    for (int pass = 0; pass < 2; pass++) {
+        ssize_t n = pass == 0 ? readlink("/proc/self/exe", dir, sizeof dir - 1) : -1;
+        if (pass == 0 && n <= 0)
+            continue;
+        if (pass == 0)
+            dir[n] = '\0';
+        else if (getcwd(dir, sizeof dir) == NULL)
+            break;
+        for (char *slash; dir[0] != '\0'; *slash = '\0') {
+            if (has_vectors(dir)) {
+                snprintf(path, sizeof path, "%s/tests/vectors", dir);
+                return strdup(path);
+            }
+            slash = strrchr(dir, '/');
+            if (slash == NULL)
+                break;
         }
     }
     return strdup("tests/vectors");
