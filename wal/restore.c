@@ -38,6 +38,9 @@
 #include "wal/restore_replay.h"
 #include "wal/walfmt.h"
 
+/* Largest batch object restore_expected_size downloads to read a commit frame. */
+#define EXPECTED_SIZE_BATCH_MAX (64u << 20)
+
 #define RESTORE_DEFAULT_PARALLEL 4
 
 void restore_opts_init(struct restore_opts *o)
@@ -1021,27 +1024,128 @@ out:
     return rc;
 }
 
+/* Size from the last commit frame of one batch object (decompressed in memory: a batch is at
+ * most batch_max_frames frames). 0 and *size_out when a commit frame was found, ENOENT if none. */
+static int expected_size_from_batch(struct s3_client *c, const char *key,
+                                    const struct batch_name *bn, uint32_t page_size,
+                                    uint64_t *size_out, struct err *err)
+{
+    struct buf raw, plain;
+    uint64_t frame = wal_frame_size(page_size);
+    uint32_t db_pages = 0;
+    int rc;
+
+    buf_init(&raw, EXPECTED_SIZE_BATCH_MAX);
+    buf_init(&plain, EXPECTED_SIZE_BATCH_MAX);
+    rc = s3_get_object(c, key, &raw, err);
+    if (rc == 0)
+        rc = decompress_buf(bn->comp, raw.data, raw.len, &plain, err);
+    for (size_t off = 0; rc == 0 && off + frame <= plain.len; off += frame) {
+        uint32_t pages = be32_load(plain.data + off + 4);
+        if (pages != 0)
+            db_pages = pages;
+    }
+    buf_free(&raw);
+    buf_free(&plain);
+    if (rc != 0)
+        return rc;
+    if (db_pages == 0)
+        return ENOENT;
+    *size_out = (uint64_t)db_pages * page_size;
+    return 0;
+}
+
+/* Size from the SQLite header of a snapshot: only its first bytes are fetched and decompressed
+ * (page size at 16, in-header database size in pages at 28). */
+static int expected_size_from_snapshot(struct s3_client *c, const char *key, enum compression comp,
+                                       uint64_t *size_out, struct err *err)
+{
+    struct buf raw, plain;
+    int rc;
+
+    buf_init(&raw, 1 << 20);
+    buf_init(&plain, 1 << 22);
+    rc = s3_get_object_range(c, key, 0, comp == COMP_RAW ? 100 : 256 * 1024, &raw, err);
+    if (rc == 0 && comp != COMP_RAW) {
+        struct err derr = {0};
+        /* A prefix of a compressed stream: the decoder reports it as truncated, but whatever
+         * it produced before that is valid. */
+        (void)decompress_buf(comp, raw.data, raw.len, &plain, &derr);
+    } else if (rc == 0) {
+        rc = buf_append(&plain, raw.data, raw.len);
+    }
+    if (rc == 0 && plain.len < 100)
+        rc = ERR(err, EBADMSG, "%s: too short for a SQLite header", key);
+    if (rc == 0 && memcmp(plain.data, "SQLite format 3", 16) != 0)
+        rc = ERR(err, EBADMSG, "%s: not a SQLite database", key);
+    if (rc == 0) {
+        uint32_t page_size = (uint32_t)plain.data[16] << 8 | plain.data[17];
+        if (page_size == 1)
+            page_size = 65536;
+        *size_out = (uint64_t)be32_load(plain.data + 28) * page_size;
+    }
+    buf_free(&raw);
+    buf_free(&plain);
+    return rc;
+}
+
 int restore_expected_size(struct s3_client *c, const char *db, uint64_t *size_out,
                           struct err *err)
 {
-    /* Simple and exact: restore into an anonymous scratch location and measure. The mount
-     * calls this once per lazily restored database, so correctness beats cost here. */
-    struct restore_opts o;
-    struct restore_result res;
-    char dir[] = "/tmp/bfs-expected-XXXXXX", path[64];
-    int rc;
+    /* Cheap on purpose (the mount asks this for every database it lists): the newest batch of
+     * the newest generation says the size after its last commit; without batches, the header
+     * of the generation's snapshot does; without one, the parent generation is asked. */
+    struct gen_id gen;
+    int rc = restore_choose_generation(c, db, NULL, false, 0, &gen, err);
 
-    if (!mkdtemp(dir))
-        return ERR(err, errno, "expected size: mkdtemp: %s", errno_name(errno));
-    snprintf(path, sizeof(path), "%s/db", dir);
-    restore_opts_init(&o);
-    o.db_name = db;
-    o.target = path;
-    o.skip_integrity = true;
-    rc = restore_run(c, &o, &res, err);
-    if (!rc)
-        *size_out = res.db_size;
-    unlink(path);
-    rmdir(dir);
-    return rc;
+    for (int depth = 0; rc == 0 && depth <= LAYOUT_MAX_DEP_DEPTH; depth++) {
+        struct layout_objects objs = {0};
+        struct gen_meta meta;
+        const struct s3_object_info *best = NULL, *snap = NULL;
+        struct batch_name best_bn = {0};
+        enum compression snap_comp = COMP_RAW;
+        struct err merr = {0};
+
+        rc = layout_list_gen_objects(c, db, &gen, &objs, err);
+        if (rc != 0)
+            return rc;
+        for (size_t i = 0; i < objs.n; i++) {
+            const char *name = strrchr(objs.v[i].key, '/');
+            struct batch_name bn;
+            enum compression sc;
+
+            name = name ? name + 1 : objs.v[i].key;
+            if (layout_batch_parse(name, &bn) == 0) {
+                if (best == NULL || bn.last > best_bn.last ||
+                    (bn.last == best_bn.last && bn.ts > best_bn.ts)) {
+                    best = &objs.v[i];
+                    best_bn = bn;
+                }
+            } else if (layout_snapshot_parse(name, &sc) == 0 && snap == NULL) {
+                snap = &objs.v[i];
+                snap_comp = sc;
+            }
+        }
+        if (best != NULL && best->size <= EXPECTED_SIZE_BATCH_MAX &&
+            layout_read_meta(c, db, &gen, &meta, &merr) == 0 &&
+            wal_page_size_valid(meta.page_size) &&
+            expected_size_from_batch(c, best->key, &best_bn, meta.page_size, size_out, &merr) == 0) {
+            layout_objects_free(&objs);
+            return 0;
+        }
+        if (snap != NULL) {
+            rc = expected_size_from_snapshot(c, snap->key, snap_comp, size_out, err);
+            layout_objects_free(&objs);
+            return rc;
+        }
+        layout_objects_free(&objs);
+        struct gen_id parent;
+        rc = layout_read_dep(c, db, &gen, &parent, err);
+        if (rc == ENOENT) {
+            *size_out = 0; /* no snapshot anywhere: replay starts from an empty file */
+            return ERR(err, ENOENT, "%s: size unknown (no snapshot, no readable batch)", db);
+        }
+        gen = parent;
+    }
+    return rc ? rc : ERR(err, EBADMSG, "%s: .dep chain longer than %d", db, LAYOUT_MAX_DEP_DEPTH);
 }
