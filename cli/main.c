@@ -90,11 +90,14 @@ int main(int argc, char **argv)
             }
         }
     }
-    if (rc == 0 && fflush(stdout) != 0) {
+    if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout))) {
         rc = errno != 0 ? errno : EIO;
         ERR(&err, rc, "writing to standard output: %s", errno_name(rc));
     }
-    rc = report(&cli, rc, &err);
+    if (rc == EPIPE && strstr(err.msg, "standard output") != NULL)
+        rc = CLI_EXIT_FAILED; /* the reader went away (e.g. `| head`): no message */
+    else
+        rc = report(&cli, rc, &err);
     cli_free(&cli);
     curl_global_cleanup();
     return rc;
