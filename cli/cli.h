@@ -30,16 +30,16 @@
 #define CLI_EXIT_USAGE 2
 
 struct cli {
-    struct s3_conf s3;       /* flags first, then s3_conf_resolve() fills the rest */
-    char *db_name;           /* -d, else LIBSQL_BOTTOMLESS_DATABASE_ID; NULL when neither */
-    bool verify_crc;         /* LIBSQL_BOTTOMLESS_VERIFY_CRC (default true) */
-    int log_level;           /* --log-level (enum log_level; default errors only) */
+    struct s3_conf s3; /* flags first, then s3_conf_resolve() fills the rest */
+    char *db_name;     /* -d, else LIBSQL_BOTTOMLESS_DATABASE_ID; NULL when neither */
+    bool verify_crc;   /* LIBSQL_BOTTOMLESS_VERIFY_CRC (default true) */
+    int log_level;     /* --log-level (enum log_level; default errors only) */
     bool stdout_is_tty, stderr_is_tty;
-    const char *tmpdir;      /* TMPDIR or /tmp */
+    const char *tmpdir;       /* TMPDIR or /tmp */
     struct s3_client *client; /* NULL until cli_connect() */
-    bool usage_error;        /* the failure was a usage mistake: exit 2 */
-    const char *command;     /* current command name, for messages */
-    char hint[512];          /* how to fix the failure ("" when none) */
+    bool usage_error;         /* the failure was a usage mistake: exit 2 */
+    const char *command;      /* current command name, for messages */
+    char hint[512];           /* how to fix the failure ("" when none) */
 };
 
 /* --- config.c --- */
@@ -80,8 +80,7 @@ int cli_parse_count(struct cli *cli, const char *opt, const char *s, long *out, 
 int cli_parse_gen(struct cli *cli, const char *opt, const char *s, struct gen_id *out,
                   struct err *err);
 /* Parses a date argument (--older-than, -u); usage error naming the flag when malformed. */
-int cli_parse_date(struct cli *cli, const char *opt, const char *s, int64_t *out,
-                   struct err *err);
+int cli_parse_date(struct cli *cli, const char *opt, const char *s, int64_t *out, struct err *err);
 /* ENOENT with "generation G not found for database D" unless gen has at least one object. */
 int cli_check_gen_exists(struct cli *cli, const struct gen_id *gen, struct err *err);
 /* Newest generation of cli->db_name (ENOENT with a hint when the database has none). */
@@ -92,7 +91,7 @@ int cli_default_output(struct cli *cli, char *out, size_t cap, struct err *err);
 /* --- progress.c: a one-line progress bar on stderr (only when stderr is a terminal) --- */
 struct progress {
     bool enabled;
-    uint64_t total;       /* 0 when unknown */
+    uint64_t total; /* 0 when unknown */
     uint64_t done;
     double start_s, last_draw_s;
     const char *label;

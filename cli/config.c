@@ -223,11 +223,11 @@ void cli_hint_for_s3(struct cli *cli, const struct err *e)
         return; /* only failures that came from the S3 client get these hints */
     switch (e->code) {
     case EACCES:
-        cli_set_hint(cli,
-                     "the endpoint refused the credentials: check "
-                     "LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID and LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY "
-                     "(or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials) and the "
-                     "region (--region, LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION)");
+        cli_set_hint(
+            cli, "the endpoint refused the credentials: check "
+                 "LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID and LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY "
+                 "(or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials) and the "
+                 "region (--region, LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION)");
         break;
     case ENOENT:
         if (strstr(e->msg, "NoSuchBucket") != NULL)
@@ -258,11 +258,10 @@ int cli_connect(struct cli *cli, struct err *err)
     rc = s3_conf_resolve(&cli->s3, err);
     if (rc != 0) {
         if (rc == EINVAL)
-            cli_set_hint(cli,
-                         "set LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID, "
-                         "LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY and "
-                         "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION (or AWS_ACCESS_KEY_ID, "
-                         "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)");
+            cli_set_hint(cli, "set LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID, "
+                              "LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY and "
+                              "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION (or AWS_ACCESS_KEY_ID, "
+                              "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION)");
         return rc;
     }
     cli->client = s3_client_new(&cli->s3, err);

@@ -10,7 +10,8 @@ static const char main_help[] =
     "\"bottomless\" layout (by bottomlessfs or by libSQL/sqld).\n"
     "\n"
     "Global options (before the command):\n"
-    "  -e, --endpoint URL     S3 endpoint (LIBSQL_BOTTOMLESS_ENDPOINT, default " S3_DEFAULT_ENDPOINT ")\n"
+    "  -e, --endpoint URL     S3 endpoint (LIBSQL_BOTTOMLESS_ENDPOINT, default " S3_DEFAULT_ENDPOINT
+    ")\n"
     "  -b, --bucket NAME      bucket (LIBSQL_BOTTOMLESS_BUCKET, default " S3_DEFAULT_BUCKET ")\n"
     "  -d, --database NAME    database name (db_name) in the bucket\n"
     "                         (LIBSQL_BOTTOMLESS_DATABASE_ID)\n"
@@ -118,8 +119,8 @@ bool cli_help_command(FILE *f, const char *cmd)
         const char *name;
         const char *text;
     } helps[] = {
-        {"ls", ls_help},       {"restore", restore_help},   {"verify", verify_help},
-        {"rm", rm_help},       {"snapshot", snapshot_help},
+        {"ls", ls_help}, {"restore", restore_help},   {"verify", verify_help},
+        {"rm", rm_help}, {"snapshot", snapshot_help},
     };
 
     for (size_t i = 0; i < sizeof(helps) / sizeof(helps[0]); i++) {

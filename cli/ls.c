@@ -25,10 +25,14 @@ static int parse_opts(struct cli *cli, int argc, char **argv, struct ls_opts *o,
                       struct err *err)
 {
     static const struct option opts[] = {
-        {"verbose", no_argument, NULL, 'v'},         {"limit", required_argument, NULL, 'l'},
-        {"generation", required_argument, NULL, 'g'}, {"older-than", required_argument, NULL, OPT_OLDER},
-        {"newer-than", required_argument, NULL, OPT_NEWER}, {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+        {"verbose", no_argument, NULL, 'v'},
+        {"limit", required_argument, NULL, 'l'},
+        {"generation", required_argument, NULL, 'g'},
+        {"older-than", required_argument, NULL, OPT_OLDER},
+        {"newer-than", required_argument, NULL, OPT_NEWER},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int rc = 0;
 
@@ -102,8 +106,8 @@ static void print_details(const struct gen_info *gi, bool created_plain_label)
     uint32_t cc = gi->has_changecounter ? gi->changecounter : 0;
 
     cli_fmt_time_plain((time_t)gi->created_s, t, sizeof(t));
-    printf("\t%s%s\n", created_plain_label ? "created at:           " : "created at (UTC):     ",
-           t);
+    printf("\t%s%s\n",
+           created_plain_label ? "created at:           " : "created at (UTC):     ", t);
     printf("\tchange counter:       [%u, %u, %u, %u]\n", cc >> 24, (cc >> 16) & 0xff,
            (cc >> 8) & 0xff, cc & 0xff);
     printf("\tconsistent WAL frame: %u\n", gi->last_consistent_frame);
@@ -172,8 +176,7 @@ static void json_gen(const struct gen_id *gen, int64_t created_s, const struct g
 }
 
 /* Tombstone of the database, if any (bottomless hides generations created at or before it). */
-static int read_tombstone(struct cli *cli, const char *db, bool *has, int64_t *ts,
-                          struct err *err)
+static int read_tombstone(struct cli *cli, const char *db, bool *has, int64_t *ts, struct err *err)
 {
     struct err e2 = {0};
     int rc = layout_read_tombstone(cli->client, db, ts, &e2);

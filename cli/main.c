@@ -17,8 +17,8 @@ static const struct {
     const char *name;
     command_fn *fn;
 } commands[] = {
-    {"ls", cmd_ls},   {"restore", cmd_restore},   {"verify", cmd_verify},
-    {"rm", cmd_rm},   {"snapshot", cmd_snapshot},
+    {"ls", cmd_ls}, {"restore", cmd_restore},   {"verify", cmd_verify},
+    {"rm", cmd_rm}, {"snapshot", cmd_snapshot},
 };
 
 static command_fn *find_command(const char *name)
@@ -48,8 +48,7 @@ static int report(struct cli *cli, int rc, const struct err *err)
     if (rc == 0)
         return CLI_EXIT_OK;
     fflush(stdout);
-    fprintf(stderr, "%s: error: %s\n", CLI_NAME,
-            err->msg[0] != '\0' ? err->msg : errno_name(rc));
+    fprintf(stderr, "%s: error: %s\n", CLI_NAME, err->msg[0] != '\0' ? err->msg : errno_name(rc));
     if (cli->hint[0] != '\0')
         fprintf(stderr, "%s: hint: %s\n", CLI_NAME, cli->hint);
     return cli->usage_error ? CLI_EXIT_USAGE : CLI_EXIT_FAILED;

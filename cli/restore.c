@@ -25,9 +25,12 @@ static int parse_opts(struct cli *cli, int argc, char **argv, bool is_verify,
                       struct restore_args *a, bool *help, struct err *err)
 {
     static const struct option opts[] = {
-        {"generation", required_argument, NULL, 'g'}, {"utc-time", required_argument, NULL, 'u'},
-        {"output", required_argument, NULL, 'o'},     {"force", no_argument, NULL, 'f'},
-        {"strict", no_argument, NULL, OPT_STRICT},   {"help", no_argument, NULL, 'h'},
+        {"generation", required_argument, NULL, 'g'},
+        {"utc-time", required_argument, NULL, 'u'},
+        {"output", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'},
+        {"strict", no_argument, NULL, OPT_STRICT},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     static const struct option verify_opts[] = {
@@ -120,8 +123,7 @@ static void print_result(struct cli *cli, const struct restore_result *r, const 
     cli_fmt_bytes(r->db_size, sz, sizeof(sz));
     printf("  size:         %llu bytes (%s)\n", (unsigned long long)r->db_size, sz);
     if (r->partial)
-        printf("  partial:      yes, stopped at the last consistent transaction: %s\n",
-               r->reason);
+        printf("  partial:      yes, stopped at the last consistent transaction: %s\n", r->reason);
 }
 
 /* Runs the restore with a progress bar on a terminal. */
@@ -208,8 +210,7 @@ int cmd_restore(struct cli *cli, int argc, char **argv, struct err *err)
         }
         if (st.st_size > 0 && !a.force) {
             cli_set_hint(cli, "pass --force to replace it, or -o PATH to restore elsewhere");
-            return ERR(err, EEXIST, "refusing to overwrite %s: it exists and is not empty",
-                       target);
+            return ERR(err, EEXIST, "refusing to overwrite %s: it exists and is not empty", target);
         }
     }
     rc = check_output_dir(cli, target, err);
@@ -221,8 +222,9 @@ int cmd_restore(struct cli *cli, int argc, char **argv, struct err *err)
     rc = run(cli, &a, target, NULL, a.strict, cli->verify_crc, &r, err);
     if (rc != 0) {
         if (rc == EBADMSG && a.strict)
-            cli_set_hint(cli, "%s was left untouched; without --strict the restore stops at the "
-                              "last consistent transaction",
+            cli_set_hint(cli,
+                         "%s was left untouched; without --strict the restore stops at the "
+                         "last consistent transaction",
                          target);
         else if (rc == EBADMSG)
             cli_set_hint(cli, "%s was left untouched", target);
@@ -281,12 +283,12 @@ int cmd_verify(struct cli *cli, int argc, char **argv, struct err *err)
         printf("Verification: ok\n");
     } else if (strncmp(err->where, "s3/", 3) != 0) { /* a finding, not an S3 failure */
         printf("Verification failed: %s\n", err->msg);
-        cli_set_hint(cli, "the newest consistent state can still be restored with '%s -d %s "
-                          "restore' (without --strict)",
+        cli_set_hint(cli,
+                     "the newest consistent state can still be restored with '%s -d %s "
+                     "restore' (without --strict)",
                      CLI_NAME, cli->db_name);
     }
     if (fileio_rm_rf(dir, &cleanup_err) != 0)
-        fprintf(stderr, "%s: warning: could not remove %s: %s\n", CLI_NAME, dir,
-                cleanup_err.msg);
+        fprintf(stderr, "%s: warning: could not remove %s: %s\n", CLI_NAME, dir, cleanup_err.msg);
     return rc;
 }

@@ -23,9 +23,12 @@ static int parse_opts(struct cli *cli, int argc, char **argv, struct rm_args *a,
                       struct err *err)
 {
     static const struct option opts[] = {
-        {"generation", required_argument, NULL, 'g'}, {"older-than", required_argument, NULL, OPT_OLDER},
-        {"verbose", no_argument, NULL, 'v'},         {"force", no_argument, NULL, 'f'},
-        {"dry-run", no_argument, NULL, 'n'},         {"help", no_argument, NULL, 'h'},
+        {"generation", required_argument, NULL, 'g'},
+        {"older-than", required_argument, NULL, OPT_OLDER},
+        {"verbose", no_argument, NULL, 'v'},
+        {"force", no_argument, NULL, 'f'},
+        {"dry-run", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int rc = 0;
@@ -121,8 +124,9 @@ static int remove_generation(struct cli *cli, const struct rm_args *a, const str
         if (rc != 0 || a->dry_run)
             return rc;
     }
-    return ERR(err, EAGAIN, "generation %s still has objects after %d passes (is a writer "
-                            "still uploading to it?)",
+    return ERR(err, EAGAIN,
+               "generation %s still has objects after %d passes (is a writer "
+               "still uploading to it?)",
                id, RM_MAX_PASSES);
 }
 

@@ -18,12 +18,14 @@ struct snapshot_args {
     enum compression comp;
 };
 
-static int parse_opts(struct cli *cli, int argc, char **argv, struct snapshot_args *a,
-                      bool *help, struct err *err)
+static int parse_opts(struct cli *cli, int argc, char **argv, struct snapshot_args *a, bool *help,
+                      struct err *err)
 {
     static const struct option opts[] = {
-        {"generation", required_argument, NULL, 'g'}, {"compression", required_argument, NULL, 'c'},
-        {"force", no_argument, NULL, 'f'},           {"help", no_argument, NULL, 'h'},
+        {"generation", required_argument, NULL, 'g'},
+        {"compression", required_argument, NULL, 'c'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int rc = 0;
@@ -138,14 +140,16 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv, struct err *err)
         goto out;
     }
     if (!r.integrity_ok) {
-        rc = ERR(err, EBADMSG, "parent generation %s restores to a database that fails "
-                               "PRAGMA integrity_check",
+        rc = ERR(err, EBADMSG,
+                 "parent generation %s restores to a database that fails "
+                 "PRAGMA integrity_check",
                  parent);
         goto out;
     }
     if (stat(target, &st) != 0 || st.st_size == 0) {
-        rc = ERR(err, ENOENT, "parent generation %s restores to an empty database; nothing to "
-                              "snapshot",
+        rc = ERR(err, ENOENT,
+                 "parent generation %s restores to an empty database; nothing to "
+                 "snapshot",
                  parent);
         goto out;
     }
@@ -170,7 +174,6 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv, struct err *err)
     printf("Verification: ok\n");
 out:
     if (have_dir && fileio_rm_rf(dir, &cleanup_err) != 0)
-        fprintf(stderr, "%s: warning: could not remove %s: %s\n", CLI_NAME, dir,
-                cleanup_err.msg);
+        fprintf(stderr, "%s: warning: could not remove %s: %s\n", CLI_NAME, dir, cleanup_err.msg);
     return rc;
 }

@@ -218,15 +218,14 @@ int cli_parse_gen(struct cli *cli, const char *opt, const char *s, struct gen_id
     return 0;
 }
 
-int cli_parse_date(struct cli *cli, const char *opt, const char *s, int64_t *out,
-                   struct err *err)
+int cli_parse_date(struct cli *cli, const char *opt, const char *s, int64_t *out, struct err *err)
 {
     time_t t;
 
     if (parse_time(s, &t, NULL) != 0)
         return cli_usage(cli, err,
-                         "%s '%s' is not a UTC date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[Z]",
-                         opt, s);
+                         "%s '%s' is not a UTC date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[Z]", opt,
+                         s);
     *out = (int64_t)t;
     return 0;
 }
