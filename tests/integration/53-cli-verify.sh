@@ -3,7 +3,8 @@
 # and "Verification failed: ..." naming the object (exit 1) once a batch is corrupted (a flipped
 # byte inside a page: the checksum chain breaks). `restore` then still restores the last
 # consistent state (partial, with a warning naming the key), and `restore --strict` fails
-# leaving the output untouched. An older generation before the damage still verifies.
+# leaving the output untouched. An older generation before the damage still verifies. A
+# missing batch (gap) is reported the same way.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
 
@@ -12,7 +13,7 @@ GENPY=$BFS_ROOT/tests/integration/59-cli-bucketgen.py
 bucket=$(new_bucket)
 export LIBSQL_BOTTOMLESS_BUCKET=$bucket
 W=$TEST_TMP/w
-mkdir -p "$W"
+mkdir -p "$W" "$TEST_TMP/gap"
 export TMPDIR=$TEST_TMP/tmp # verify's temporary directory must be cleaned up
 mkdir -p "$TMPDIR"
 
@@ -73,4 +74,20 @@ rc=0
 [[ $rc == 1 ]] || fail "strict restore: exit $rc"
 grep -q "error: .*$key" "$TEST_TMP/err" || fail "strict error does not name $key: $(cat "$TEST_TMP/err")"
 [[ $(cat "$TEST_TMP/strict.db") == keep ]] || fail "strict restore touched the output"
+
+# --- a missing batch: verify fails naming the gap, restore stops before it ---
+/usr/bin/python3 "$GENPY" --bucket "$bucket" --db gap.db --workdir "$TEST_TMP/gap" \
+    gen:$T1 "sql:CREATE TABLE t(a)" ship:$((T1 + 1)) save:s1 "sql:INSERT INTO t VALUES (1)" \
+    ship:$((T1 + 2)) "sql:INSERT INTO t VALUES (2)" ship:$((T1 + 3)) genid:g ||
+    fail "bucketgen (gap) failed"
+gg=$(cat "$TEST_TMP/gap/g.gen")
+key=$(awss3 s3 ls "s3://$bucket/gap.db-$gg/" | awk '{print $4}' | grep -E '^[0-9]{12}-' | sed -n 2p)
+awss3 s3 rm "s3://$bucket/gap.db-$gg/$key"
+rc=0
+out=$("$CLI" -d gap.db verify 2>/dev/null) || rc=$?
+[[ $rc == 1 ]] || fail "verify with a missing batch: exit $rc"
+grep -q "^Verification failed: .*missing batch" <<<"$out" || fail "verify output: $out"
+"$CLI" -d gap.db restore -o "$TEST_TMP/gap.db" >/dev/null 2>"$TEST_TMP/err" || fail "restore (gap)"
+grep -q "warning: partial restore: .*missing batch" "$TEST_TMP/err" || fail "no gap warning"
+[[ $(sha "$TEST_TMP/gap.db") == $(sha "$TEST_TMP/gap/s1.db") ]] || fail "gap restore is not s1"
 note "ok"
