@@ -168,7 +168,7 @@ fi
 # 4. speedtest1 (SQLite's own benchmark, from Debian's sqlite3 sources)
 if ! skip speedtest; then
     log "4. speedtest1 --journal wal"
-    ST=$(bash "$ROOT/bench/speedtest1.sh" "$DIR/src")
+    ST=$(bash "$ROOT/bench/speedtest1.sh" "${BENCH_SRC:-/var/tmp/bfs-src}")
     fresh
     t0=$(date +%s.%N)
     "$ST" --journal wal --verify --size 50 "$NATIVE/st.db" >"$DIR/st-native.txt" 2>&1

@@ -20,10 +20,12 @@
 #include "fs/config.h"
 #include "fs/hooks.h"
 #include "fs/inode.h"
+#include "fs/loop.h"
 #include "fs/workers.h"
 
 #define FS_TIMEOUT_SECS 86400.0
 #define FS_STATUS_FILE_NAME "status"
+#define FS_STATS_FILE_NAME "stats" /* FUSE request counters (fs/loop.h) */
 #define FS_STATUS_MAX_BYTES (16u << 20)
 #define FS_PATH_MAX 4096
 
@@ -42,6 +44,8 @@ struct fs {
      * RELEASE, e.g. after a signal). Guarded by files_mu. */
     pthread_mutex_t files_mu;
     struct fs_file *files;
+    /* FUSE requests by opcode, counted by the session loop (MOUNT/.bottomless/stats). */
+    struct fs_loop_stats stats;
     /* Read buffer of the session thread (reads never run on workers). */
     char *read_buf;
     size_t read_buf_size;

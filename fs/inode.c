@@ -24,6 +24,7 @@ struct inode_table {
     struct fs_inode root;
     struct fs_inode status_dir;
     struct fs_inode status_file;
+    struct fs_inode stats_file;
 };
 
 static size_t inode_hash(dev_t dev, ino_t ino)
@@ -34,7 +35,8 @@ static size_t inode_hash(dev_t dev, ino_t ino)
 
 static bool inode_is_special(const struct inode_table *t, const struct fs_inode *in)
 {
-    return in == &t->root || in == &t->status_dir || in == &t->status_file;
+    return in == &t->root || in == &t->status_dir || in == &t->status_file ||
+           in == &t->stats_file;
 }
 
 struct inode_table *inode_table_new(int root_fd, const struct stat *root_st)
@@ -65,6 +67,9 @@ struct inode_table *inode_table_new(int root_fd, const struct stat *root_st)
     t->status_file.kind = FS_INODE_STATUS_FILE;
     t->status_file.fd = -1;
     t->status_file.type = S_IFREG;
+    t->stats_file.kind = FS_INODE_STATUS_FILE;
+    t->stats_file.fd = -1;
+    t->stats_file.type = S_IFREG;
     return t;
 }
 
@@ -113,6 +118,11 @@ struct fs_inode *inode_status_dir(struct inode_table *t)
 struct fs_inode *inode_status_file(struct inode_table *t)
 {
     return &t->status_file;
+}
+
+struct fs_inode *inode_stats_file(struct inode_table *t)
+{
+    return &t->stats_file;
 }
 
 struct fs_inode *inode_of(struct inode_table *t, fuse_ino_t ino)

@@ -3,7 +3,7 @@
  *          (st_dev, st_ino) in a hash table, holding an O_PATH fd and the kernel's lookup count
  *          (raised by every entry reply, lowered by forget). The FUSE node id is the pointer;
  *          the root is FUSE_ROOT_ID and lives as long as the table. Special inodes (the root,
- *          the virtual ".bottomless" directory and its "status" file) are never freed; virtual
+ *          the virtual ".bottomless" directory and its "status" and "stats" files) are never freed; virtual
  *          inodes (bucket-only databases, fd -1) are keyed by their relative path.
  * Owns:    the inodes and their fds; inode_table_new() -> inode_table_free().
  * Threads: all functions are safe from any thread (one mutex inside; never held across I/O).
@@ -23,7 +23,7 @@ enum fs_inode_kind {
     FS_INODE_REAL,        /* a backing file or directory (fd is O_PATH) */
     FS_INODE_VIRTUAL,     /* a bucket-only database not yet restored (fd -1, vpath) */
     FS_INODE_STATUS_DIR,  /* MOUNTPOINT/.bottomless */
-    FS_INODE_STATUS_FILE, /* MOUNTPOINT/.bottomless/status */
+    FS_INODE_STATUS_FILE, /* MOUNTPOINT/.bottomless/status and .../stats (see inode_stats_file) */
 };
 
 struct fs_inode {
@@ -48,6 +48,8 @@ void inode_table_free(struct inode_table *t);
 struct fs_inode *inode_root(struct inode_table *t);
 struct fs_inode *inode_status_dir(struct inode_table *t);
 struct fs_inode *inode_status_file(struct inode_table *t);
+/* MOUNTPOINT/.bottomless/stats: kind FS_INODE_STATUS_FILE too, told apart by its address. */
+struct fs_inode *inode_stats_file(struct inode_table *t);
 
 /* Node id <-> inode. */
 struct fs_inode *inode_of(struct inode_table *t, fuse_ino_t ino);

@@ -184,7 +184,7 @@ int main(int argc, char **argv)
     LOG_INFO("main: mounted backing=%s mountpoint=%s replication=%s writeback=%d",
              cfg.backing_dir, cfg.mountpoint, cfg.noreplicate ? "off" : "on", cfg.writeback);
 
-    rc = fs_loop_run(se, cfg.spin_us);
+    rc = fs_loop_run(se, cfg.spin_us, &fs->stats);
     if (rc < 0) {
         LOG_ERR("main: session loop failed errno=%s", errno_name(-rc));
         rc = -rc;

@@ -276,9 +276,13 @@ int fs_do_lookup(struct fs *fs, struct fs_inode *parent, const char *name,
 
     memset(e, 0, sizeof(*e));
     if (parent->kind == FS_INODE_STATUS_DIR) {
-        if (strcmp(name, FS_STATUS_FILE_NAME) != 0)
+        struct fs_inode *in;
+        if (strcmp(name, FS_STATUS_FILE_NAME) == 0)
+            in = inode_status_file(fs->inodes);
+        else if (strcmp(name, FS_STATS_FILE_NAME) == 0)
+            in = inode_stats_file(fs->inodes);
+        else
             return ENOENT;
-        struct fs_inode *in = inode_status_file(fs->inodes);
         e->ino = inode_id(fs->inodes, in);
         fs_status_attr(fs, in, &e->attr);
         e->entry_timeout = FS_TIMEOUT_SECS;

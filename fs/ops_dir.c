@@ -84,6 +84,9 @@ static int dir_load(struct fs *fs, struct dir_handle *d)
         if (rc == 0)
             rc = dir_add(d, FS_STATUS_FILE_NAME,
                          (ino_t)inode_id(fs->inodes, inode_status_file(fs->inodes)), DT_REG);
+        if (rc == 0)
+            rc = dir_add(d, FS_STATS_FILE_NAME,
+                         (ino_t)inode_id(fs->inodes, inode_stats_file(fs->inodes)), DT_REG);
         return rc;
     }
     int fd = openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -175,7 +175,8 @@ static void fs_open_real(fuse_req_t req, struct fs *fs, struct fs_inode *in,
         fs_file_free(fs, f); /* interrupted: the kernel will not release it */
 }
 
-static void fs_open_status(fuse_req_t req, struct fs *fs, struct fuse_file_info *fi)
+static void fs_open_status(fuse_req_t req, struct fs *fs, struct fs_inode *in,
+                           struct fuse_file_info *fi)
 {
     struct fs_file *f;
     int rc = 0;
@@ -190,10 +191,12 @@ static void fs_open_status(fuse_req_t req, struct fs *fs, struct fuse_file_info 
         return;
     }
     f->fd = -1;
-    f->inode = inode_status_file(fs->inodes);
+    f->inode = in;
     fs_files_add(fs, f);
     buf_init(&f->status, FS_STATUS_MAX_BYTES);
-    if (fs->hooks.render_status != NULL)
+    if (in == inode_stats_file(fs->inodes))
+        rc = fs_loop_stats_render(&fs->stats, fs->cfg->spin_us, &f->status);
+    else if (fs->hooks.render_status != NULL)
         rc = fs->hooks.render_status(fs->hooks.arg, &f->status);
     else
         rc = buf_appendf(&f->status, "{\"replication\":\"off\",\"databases\":[]}\n");
@@ -238,7 +241,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fs_open_real(req, fs, in, fi);
         return;
     case FS_INODE_STATUS_FILE:
-        fs_open_status(req, fs, fi);
+        fs_open_status(req, fs, in, fi);
         return;
     case FS_INODE_STATUS_DIR:
         fuse_reply_err(req, EISDIR);
