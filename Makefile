@@ -63,7 +63,7 @@ integration: all tools
 
 # Everything under ASan+UBSan. T=pattern runs only matching integration tests.
 test:
-	@$(MAKE) --no-print-directory SAN=1 all tools $(patsubst tests/unit/%.c,build/san/tests/%,$(UNIT_SRCS))
+	@$(MAKE) -j$(shell nproc) --no-print-directory SAN=1 all tools $(patsubst tests/unit/%.c,build/san/tests/%,$(UNIT_SRCS))
 	@rc=0; bash tests/run-unit.sh $(patsubst tests/unit/%.c,build/san/tests/%,$(UNIT_SRCS)) || rc=1; \
 	 BFS_BIN=$(abspath build/san) bash tests/run-integration.sh $(T) || rc=1; exit $$rc
 
