@@ -108,5 +108,15 @@ mkdir -p "$B3"
 mount_fs "$B3" "$M"
 ls "$M" | grep -qx app.db || fail "app.db not listed on the third mount"
 [[ -e $M/sub/other.db ]] && fail "tombstoned sub/other.db still listed"
+# a restore that cannot reach S3 fails the open with EIO and logs why; later it works
+swift_stop_proxy
+if out=$(sqlite3 "$M/app.db" "select count(*) from t" 2>&1); then
+    fail "open of a lazy database succeeded with S3 down: $out"
+fi
+note "open with S3 down: $out"
+grep -q "lazy: restore failed db=app.db" "$BFS_FS_LOG" || fail "no log line for the failed restore"
+[[ -e $B3/app.db ]] && fail "a failed restore left a file behind"
+swift_start_proxy
+[[ $(sha3 "$M/app.db") == "$sum2" ]] || fail "restore after S3 came back differs"
 unmount_fs "$M"
 note "ok"
