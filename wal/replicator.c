@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -51,7 +52,8 @@
 #define REPL_BACKOFF_MAX_MS 10000u
 #define REPL_IDLE_WAIT_MS 200u
 
-enum item_kind { ITEM_VERIFY, ITEM_TOMBSTONE, ITEM_DEP, ITEM_META, ITEM_SEG };
+/* ITEM_LEASE is never queued: the uploader renews the lease of a db with it. */
+enum item_kind { ITEM_VERIFY, ITEM_TOMBSTONE, ITEM_DEP, ITEM_META, ITEM_SEG, ITEM_LEASE };
 
 struct item {
     struct item *next;
@@ -129,6 +131,12 @@ struct repl_db {
 
     /* Guarded by snap_mu: the running copy-on-write image. */
     struct snapshot *snap;
+
+    /* Lease on "<db_name>.lease" (see the lease section), guarded by mu. */
+    bool lease_held;          /* ours in the bucket; renewed at lease_renew_at_ms */
+    bool lease_blocked;       /* another writer holds it: nothing of this db is uploaded */
+    int64_t lease_renew_at_ms;
+    char lease_holder[256];   /* who holds it when blocked */
 };
 
 struct replicator {
@@ -146,6 +154,8 @@ struct replicator {
     pthread_t stager, snapper;
     pthread_t *uploaders;
     unsigned n_uploaders;
+    char owner_id[33];    /* this staging area's lease identity (<staging_dir>/owner) */
+    char owner_desc[400]; /* "id=... host=... pid=... staging=..." for the lease object */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -785,7 +795,11 @@ void repl_conf_init(struct repl_conf *c)
     c->snapshot_max_gens = REPL_DEFAULT_SNAPSHOT_MAX_GENS;
     c->snapshot_wal_pct = REPL_DEFAULT_SNAPSHOT_WAL_PCT;
     c->n_uploaders = REPL_DEFAULT_UPLOADERS;
+    c->lease_ttl_ms = REPL_DEFAULT_LEASE_TTL_MS;
 }
+
+static int owner_init(struct replicator *r, struct err *err);
+static void lease_release(struct repl_db *db);
 
 struct replicator *repl_new(const struct repl_conf *conf, struct s3_client *s3, struct err *err)
 {
@@ -811,6 +825,8 @@ struct replicator *repl_new(const struct repl_conf *conf, struct s3_client *s3, 
         r->conf.n_uploaders = 1;
     if (r->conf.snapshot_max_gens == 0)
         r->conf.snapshot_max_gens = REPL_DEFAULT_SNAPSHOT_MAX_GENS;
+    if (r->conf.lease_ttl_ms < 3000)
+        r->conf.lease_ttl_ms = r->conf.lease_ttl_ms ? 3000 : REPL_DEFAULT_LEASE_TTL_MS;
     r->s3 = s3;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->work_cv, NULL);
@@ -824,6 +840,10 @@ struct replicator *repl_new(const struct repl_conf *conf, struct s3_client *s3, 
         return NULL;
     }
     chmod(r->staging_dir, REPL_STATE_DIR_MODE);
+    if (owner_init(r, err) != 0) {
+        repl_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -905,6 +925,8 @@ void repl_free(struct replicator *r)
     struct repl_db *db = r->dbs;
     while (db) {
         struct repl_db *n = db->next;
+        if (db->lease_held)
+            lease_release(db);
         db_persist(db);
         db_free(db);
         db = n;
@@ -1709,12 +1731,276 @@ static int upload_segment(struct repl_db *db, const struct item *it, const char 
     return rc;
 }
 
+/* ---- lease ----------------------------------------------------------------------------------
+ * One writer per db_name: before the first upload of a database (ITEM_VERIFY) the uploader
+ * takes the lease object "<db_name>.lease" (text: "bottomlessfs-lease 1", "owner <id>",
+ * "expires_ms <unix ms>", "holder <id host pid staging dir>"). The owner id belongs to the
+ * staging directory (<staging_dir>/owner, random, kept across restarts), so a daemon that
+ * crashed and was mounted again on the same BACKING_DIR takes its own lease back at once,
+ * while a second daemon elsewhere waits for it to expire. Swift has no conditional PUT:
+ * take = GET (free, expired or ours?) -> PUT -> wait REPL_LEASE_SETTLE_MS -> GET and compare
+ * with what was written (the last writer of a race wins, the others see its content and back
+ * off). Renewed every ttl/3 by an uploader; lost (another owner found at a renewal) -> the
+ * database stops uploading and checks the bucket again before it resumes. Released (deleted)
+ * by repl_free when still ours. A blocked database keeps staging locally; status last_error
+ * and one ERR line name the holder. */
+#define REPL_LEASE_MAGIC "bottomlessfs-lease 1"
+#define REPL_LEASE_SETTLE_MS 300
+#define REPL_LEASE_BODY_MAX 2048
+
+struct lease_info {
+    char owner[64];
+    int64_t expires_ms;
+    char holder[256];
+};
+
+static int lease_key(const char *db_name, char out[LAYOUT_KEY_MAX])
+{
+    int n = snprintf(out, LAYOUT_KEY_MAX, "%s.lease", db_name);
+    return (n < 0 || n >= LAYOUT_KEY_MAX) ? ENAMETOOLONG : 0;
+}
+
+/* Parses a lease body: false when it is not one (treated as no lease, with a warning). */
+static bool lease_parse(const char *p, size_t len, struct lease_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    char *t = strndup(p, len);
+    if (!t)
+        return false;
+    bool magic = false, owner = false, exp = false;
+    char *save = NULL;
+    for (char *ln = strtok_r(t, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+        if (strcmp(ln, REPL_LEASE_MAGIC) == 0) {
+            magic = true;
+        } else if (strncmp(ln, "owner ", 6) == 0 && strlen(ln + 6) < sizeof(out->owner)) {
+            snprintf(out->owner, sizeof(out->owner), "%s", ln + 6);
+            owner = out->owner[0] != 0;
+        } else if (strncmp(ln, "expires_ms ", 11) == 0) {
+            char *end = NULL;
+            long long v = strtoll(ln + 11, &end, 10);
+            exp = end && *end == 0 && v > 0;
+            out->expires_ms = v;
+        } else if (strncmp(ln, "holder ", 7) == 0) {
+            snprintf(out->holder, sizeof(out->holder), "%s", ln + 7);
+        }
+    }
+    free(t);
+    return magic && owner && exp;
+}
+
+/* GET the lease: 0 with *found; other errors as s3. */
+static int lease_read(struct repl_db *db, struct lease_info *out, bool *found, struct buf *raw,
+                      struct err *err)
+{
+    char key[LAYOUT_KEY_MAX];
+    *found = false;
+    if (lease_key(db->name, key) != 0)
+        return ERR(err, ENAMETOOLONG, "lease: key too long db=%s", db->name);
+    buf_reset(raw);
+    int rc = s3_get_object(db->r->s3, key, raw, err);
+    if (rc == ENOENT) {
+        err_clear(err);
+        return 0;
+    }
+    if (rc)
+        return rc;
+    if (!lease_parse((const char *)raw->data, raw->len, out)) {
+        LOG_WARN("lease: ignoring a malformed lease object key=%s (%zu bytes)", key, raw->len);
+        return 0;
+    }
+    *found = true;
+    return 0;
+}
+
+static int lease_write(struct repl_db *db, struct buf *body, struct err *err)
+{
+    char key[LAYOUT_KEY_MAX];
+    uint32_t ttl = db->r->conf.lease_ttl_ms;
+    if (lease_key(db->name, key) != 0)
+        return ERR(err, ENAMETOOLONG, "lease: key too long db=%s", db->name);
+    buf_reset(body);
+    int rc = buf_appendf(body, "%s\nowner %s\nexpires_ms %" PRId64 "\nholder %s\n",
+                         REPL_LEASE_MAGIC, db->r->owner_id, now_ms() + (int64_t)ttl,
+                         db->r->owner_desc);
+    if (rc)
+        return ERR(err, rc, "lease: out of memory");
+    return s3_put_object(db->r->s3, key, body->data, body->len, err);
+}
+
+static void lease_set_blocked(struct repl_db *db, const struct lease_info *li, struct err *err)
+{
+    int64_t left = li->expires_ms - now_ms();
+    pthread_mutex_lock(&db->mu);
+    bool first = !db->lease_blocked;
+    db->lease_blocked = true;
+    db->lease_held = false;
+    snprintf(db->lease_holder, sizeof(db->lease_holder), "%s", li->holder);
+    pthread_mutex_unlock(&db->mu);
+    ERR(err, EEXIST,
+        "lease: database is replicated by another writer (%s, lease expires in %" PRId64
+        " s): not uploading it, staging locally; unmount the other writer or wait",
+        li->holder[0] ? li->holder : li->owner, left > 0 ? left / 1000 : 0);
+    if (first)
+        LOG_ERR("lease: refused db=%s holder=\"%s\" expires_in=%" PRId64
+                "s: this daemon will not replicate the database while the other writer "
+                "holds it (two writers would fork its history)",
+                db->name, li->holder[0] ? li->holder : li->owner, left > 0 ? left / 1000 : 0);
+}
+
+/* Takes the lease: 0 (held), EEXIST (another writer holds it), or an S3 error (retry). */
+static int lease_acquire(struct repl_db *db, struct err *err)
+{
+    struct buf raw, mine;
+    struct lease_info li;
+    bool found = false;
+    int rc;
+    buf_init(&raw, REPL_LEASE_BODY_MAX);
+    buf_init(&mine, REPL_LEASE_BODY_MAX);
+    rc = lease_read(db, &li, &found, &raw, err);
+    if (rc)
+        goto out;
+    if (found && strcmp(li.owner, db->r->owner_id) != 0 && li.expires_ms > now_ms()) {
+        lease_set_blocked(db, &li, err);
+        rc = EEXIST;
+        goto out;
+    }
+    if ((rc = lease_write(db, &mine, err)) != 0)
+        goto out;
+    struct timespec ts = {0, REPL_LEASE_SETTLE_MS * 1000000L};
+    nanosleep(&ts, NULL); /* let a concurrent writer's PUT land before re-reading */
+    if ((rc = lease_read(db, &li, &found, &raw, err)) != 0)
+        goto out;
+    if (!found || raw.len != mine.len || memcmp(raw.data, mine.data, raw.len) != 0) {
+        if (!found) /* deleted right away: somebody released it; try again later */
+            snprintf(li.holder, sizeof(li.holder), "unknown (lease vanished)");
+        lease_set_blocked(db, &li, err);
+        rc = EEXIST;
+        goto out;
+    }
+    pthread_mutex_lock(&db->mu);
+    bool was_blocked = db->lease_blocked;
+    db->lease_held = true;
+    db->lease_blocked = false;
+    db->lease_holder[0] = 0;
+    db->lease_renew_at_ms = now_ms() + db->r->conf.lease_ttl_ms / 3;
+    pthread_mutex_unlock(&db->mu);
+    if (was_blocked)
+        LOG_INFO("lease: acquired db=%s (the other writer is gone)", db->name);
+out:
+    buf_free(&raw);
+    buf_free(&mine);
+    return rc;
+}
+
+/* Renews a held lease; on finding another owner the lease is lost and a VERIFY item goes to
+ * the head of the queue (uploads stop until it is taken again and the bucket re-checked). */
+static int lease_renew(struct repl_db *db, struct err *err)
+{
+    struct buf raw, mine;
+    struct lease_info li;
+    bool found = false;
+    buf_init(&raw, REPL_LEASE_BODY_MAX);
+    buf_init(&mine, REPL_LEASE_BODY_MAX);
+    int rc = lease_read(db, &li, &found, &raw, err);
+    if (rc == 0 && found && strcmp(li.owner, db->r->owner_id) != 0) {
+        struct item *v = item_new(ITEM_VERIFY, NULL);
+        lease_set_blocked(db, &li, err);
+        pthread_mutex_lock(&db->mu);
+        if (v) {
+            v->has_expect = db->has_gen;
+            v->expect = db->gen;
+            q_push_front(db, v);
+        }
+        pthread_mutex_unlock(&db->mu);
+        LOG_ERR("lease: lost db=%s to \"%s\": uploads stop", db->name, li.holder);
+        rc = EEXIST;
+    } else if (rc == 0) {
+        rc = lease_write(db, &mine, err);
+    }
+    pthread_mutex_lock(&db->mu);
+    if (rc == 0)
+        db->lease_renew_at_ms = now_ms() + db->r->conf.lease_ttl_ms / 3;
+    else if (rc != EEXIST)
+        db->lease_renew_at_ms = now_ms() + 1000; /* S3 trouble: try again soon */
+    pthread_mutex_unlock(&db->mu);
+    buf_free(&raw);
+    buf_free(&mine);
+    return rc;
+}
+
+/* Deletes the lease when it is still ours (repl_free; best effort). */
+static void lease_release(struct repl_db *db)
+{
+    struct buf raw;
+    struct lease_info li;
+    bool found = false;
+    struct err e = {0};
+    char key[LAYOUT_KEY_MAX];
+    buf_init(&raw, REPL_LEASE_BODY_MAX);
+    if (lease_read(db, &li, &found, &raw, &e) == 0 && found &&
+        strcmp(li.owner, db->r->owner_id) == 0 && lease_key(db->name, key) == 0 &&
+        s3_delete_object(db->r->s3, key, &e) == 0)
+        LOG_DEBUG("lease: released db=%s", db->name);
+    else if (e.code)
+        LOG_WARN("lease: could not release db=%s err=%s (it expires by itself)", db->name,
+                 e.msg);
+    buf_free(&raw);
+}
+
+/* The staging area's identity: <staging_dir>/owner (32 hex chars), created once. */
+static int owner_init(struct replicator *r, struct err *err)
+{
+    char path[REPL_PATH_MAX];
+    uint8_t *data = NULL;
+    size_t len = 0;
+    if (path_join(path, sizeof(path), r->staging_dir, "owner") != 0)
+        return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
+    if (fileio_read_file(path, 64, &data, &len, NULL) == 0 && len == 32) {
+        memcpy(r->owner_id, data, 32);
+        r->owner_id[32] = 0;
+    } else {
+        uint8_t rnd[16];
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+            free(data);
+            return ERR(err, EIO, "replicator: no random bytes for the lease owner id");
+        }
+        for (int i = 0; i < 16; i++)
+            snprintf(r->owner_id + 2 * i, 3, "%02x", rnd[i]);
+        int rc = fileio_write_atomic(path, r->owner_id, 32, 0600, err);
+        if (rc) {
+            free(data);
+            return rc;
+        }
+    }
+    free(data);
+    for (int i = 0; i < 32; i++) {
+        char c = r->owner_id[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            r->owner_id[i] = '0'; /* a damaged file still gives a usable, stable id */
+    }
+    char host[128] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "unknown");
+    for (char *p = host; *p; p++)
+        if ((unsigned char)*p < 0x21 || *p == 0x7f)
+            *p = '?';
+    snprintf(r->owner_desc, sizeof(r->owner_desc), "id=%s host=%s pid=%ld staging=%.200s",
+             r->owner_id, host, (long)getpid(), r->staging_dir);
+    for (char *p = r->owner_desc; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    return 0;
+}
+
 /* Checks the bucket before the first upload of db (see repl_db_open). */
 static int upload_verify(struct repl_db *db, const struct item *it, struct err *err)
 {
     struct gen_id *ids = NULL;
     size_t n = 0;
-    int rc = layout_list_generations(db->r->s3, db->name, &ids, &n, err);
+    int rc = lease_acquire(db, err);
+    if (rc)
+        return rc;
+    rc = layout_list_generations(db->r->s3, db->name, &ids, &n, err);
     if (rc)
         return rc;
     int64_t tomb = 0;
@@ -1836,6 +2122,8 @@ static int upload_item(struct repl_db *db, const struct item *it, struct err *er
     int rc = 0;
 
     switch (it->kind) {
+    case ITEM_LEASE:
+        return lease_renew(db, err);
     case ITEM_VERIFY:
         return upload_verify(db, it, err);
     case ITEM_TOMBSTONE:
@@ -1867,6 +2155,7 @@ static void item_done_cleanup(struct repl_db *db, const struct item *it)
     char path[REPL_PATH_MAX], name[80];
     switch (it->kind) {
     case ITEM_VERIFY:
+    case ITEM_LEASE:
         return;
     case ITEM_TOMBSTONE:
         if (path_join(path, sizeof(path), db->dir, "tombstone") == 0)
@@ -1902,6 +2191,17 @@ static void *uploader_main(void *arg)
             if (db->busy)
                 continue;
             pthread_mutex_lock(&db->mu);
+            if (db->lease_held && !db->retired) {
+                if (db->lease_renew_at_ms <= now) {
+                    pick = db;
+                    memset(&it, 0, sizeof(it));
+                    it.kind = ITEM_LEASE;
+                    pthread_mutex_unlock(&db->mu);
+                    break;
+                }
+                if (db->lease_renew_at_ms < next)
+                    next = db->lease_renew_at_ms;
+            }
             if (db->q_head) {
                 if (db->retry_at_ms <= now) {
                     pick = db;
@@ -1928,6 +2228,19 @@ static void *uploader_main(void *arg)
         pick->busy = false;
         bool ended_outage = false, started_outage = false;
         pthread_mutex_lock(&pick->mu);
+        if (it.kind == ITEM_LEASE || (rc == EEXIST && it.kind == ITEM_VERIFY)) {
+            /* lease trouble is not an S3 outage: no backoff of the data, a message */
+            if (rc)
+                db_set_error(pick, &e);
+            if (rc == EEXIST && it.kind == ITEM_VERIFY) {
+                uint32_t wait = r->conf.lease_ttl_ms / 3;
+                pick->retry_at_ms = now_ms() + (wait < 1000 ? 1000 : wait);
+            }
+            pthread_mutex_unlock(&pick->mu);
+            if (rc && rc != EEXIST)
+                LOG_WARN("lease: renewal failed db=%s err=%s", pick->name, e.msg);
+            continue; /* r->mu held, as at the top of the loop */
+        }
         if (rc == 0) {
             /* Pop the item if it is still the head (a retire may have dropped the queue). */
             struct item *h = pick->q_head;
@@ -2289,6 +2602,8 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
     out->n_batches = db->n_batches;
     out->snapshot_pending = db->snap_running || db->snap_upload;
     out->s3_outage = db->outage;
+    out->lease_blocked = db->lease_blocked;
+    snprintf(out->lease_holder, sizeof(out->lease_holder), "%s", db->lease_holder);
     snprintf(out->last_error, sizeof(out->last_error), "%s", db->last_error);
     pthread_mutex_unlock(&db->mu);
     return 0;

@@ -34,6 +34,12 @@
  *          Lock order: replicator.mu -> db.stage_mu -> db.snap_mu -> db.mu (see replicator.c).
  * Owns:    struct replicator borrows the s3 client (which must outlive it) and owns every
  *          repl_db. repl_new() -> repl_start() -> [repl_flush()] -> repl_free().
+ * Lease:   one writer per db_name: the first upload of a database takes the lease object
+ *          "<db_name>.lease" (owner = this staging directory's id, expiry renewed while
+ *          running, released by repl_free); a database whose lease another writer holds is
+ *          not uploaded (staged locally; status last_error / lease_blocked name the holder)
+ *          until the lease is free again, then the bucket is re-checked (divergence rules of
+ *          repl_db_open). Details at "lease" in replicator.c.
  * Errors:  0 or a positive errno with *err. S3 trouble never fails a hook: it is recorded
  *          (status last_error, outage log lines) and retried. */
 #ifndef BFS_WAL_REPLICATOR_H
@@ -54,6 +60,7 @@
 #define REPL_DEFAULT_SNAPSHOT_WAL_PCT 100u
 #define REPL_DEFAULT_DURABLE_TIMEOUT_MS 30000u
 #define REPL_DEFAULT_UPLOADERS 2u
+#define REPL_DEFAULT_LEASE_TTL_MS 30000u
 #define REPL_STATE_DIR_MODE 0700
 
 struct repl_conf {
@@ -67,6 +74,8 @@ struct repl_conf {
     uint32_t snapshot_max_gens; /* snapshot when the chain since the last one reaches this */
     uint32_t snapshot_wal_pct;  /* ...or WAL bytes shipped since it exceed this % of db size */
     unsigned n_uploaders;       /* upload threads */
+    uint32_t lease_ttl_ms;      /* writer lease "<db_name>.lease" (min 3000; renewed every
+                                   third of it; see "lease" in replicator.c) */
 };
 /* Defaults above; staging_dir NULL. */
 void repl_conf_init(struct repl_conf *c);
@@ -158,6 +167,8 @@ struct repl_db_status {
     uint64_t n_batches;          /* batches uploaded by this process */
     bool snapshot_pending;
     bool s3_outage;              /* uploads currently failing */
+    bool lease_blocked;          /* another writer holds the db's lease: nothing uploaded */
+    char lease_holder[256];      /* ...its description (id, host, pid, staging dir) */
     char last_error[512];        /* "" when the last attempt succeeded */
 };
 typedef void repl_status_fn(void *arg, const struct repl_db_status *st);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# 72-rel-lease: two daemons (different BACKING_DIRs) pointed at the same bucket and db_name do
+# not fork one database's history. The first takes the lease object "app.db.lease" (owner,
+# expiry, holder description); the second refuses to upload app.db: its log names the holder,
+# its status last_error says so, and the bucket keeps only the first daemon's generations while
+# the second keeps writing locally. When the first unmounts (lease released), the second takes
+# the lease, sees the bucket moved on, and continues in a NEW generation whose .dep names the
+# first daemon's newest; its restore then equals its own database. A daemon killed and mounted
+# again on the same BACKING_DIR takes its own lease back at once (same staging identity).
+# timeout: 400
+source "$BFS_ROOT/tests/lib/common.sh"
+source "$BFS_ROOT/tests/lib/fs.sh"
+source "$BFS_ROOT/tests/integration/60-repl-lib.bash"
+
+repl_bucket
+BA=$TEST_TMP/backA BB=$TEST_TMP/backB MA=$TEST_TMP/mntA MB=$TEST_TMP/mntB
+mkdir -p "$BA" "$BB" "$MA" "$MB"
+
+mount_fs "$BA" "$MA" -o batch_interval=1
+LOGA=$BFS_FS_LOG PIDA=$BFS_FS_PID
+sqlite3 "$MA/app.db" "pragma journal_mode=wal; create table t(who, n); insert into t values ('A', 1);" >/dev/null
+repl_wait_synced 60 "$MA" app.db
+awss3 s3 cp "s3://$BUCKET/app.db.lease" "$TEST_TMP/lease" >/dev/null || fail "no lease object"
+grep -q "^owner [0-9a-f]\{32\}$" "$TEST_TMP/lease" || { cat "$TEST_TMP/lease"; fail "lease has no owner"; }
+grep -q "^holder .*pid=$PIDA " "$TEST_TMP/lease" || { cat "$TEST_TMP/lease"; fail "lease holder is not daemon A"; }
+gens_a=$(gens app.db)
+[[ $(wc -l <<<"$gens_a") -eq 1 ]] || fail "expected one generation: $gens_a"
+
+# --- a second writer ---------------------------------------------------------------------------
+# B's own app.db, made in its backing dir before the mount (an empty backing dir would show
+# the bucket's app.db lazily instead)
+sqlite3 "$BB/app.db" "pragma journal_mode=wal; create table t(who, n); insert into t values ('B', 1);" >/dev/null
+mount_fs "$BB" "$MB" -o batch_interval=1
+LOGB=$BFS_FS_LOG
+for i in $(seq 2 20); do sqlite3 "$MB/app.db" "insert into t values ('B', $i)"; done
+wait_until 60 grep -q 'lease: refused db=app.db holder=".*pid='"$PIDA"' ' "$LOGB"
+note "B: $(grep -m1 'lease: refused' "$LOGB")"
+wait_until 30 bash -c "grep -q 'another writer' '$MB/.bottomless/status'"
+# A keeps replicating; B's writes never reach the bucket
+sqlite3 "$MA/app.db" "insert into t values ('A', 2)"
+repl_wait_synced 60 "$MA" app.db
+gen_b=$("$PY" -c '
+import json, sys
+print(next(d["generation"] for d in json.load(open(sys.argv[1]))["databases"] if d["path"] == "app.db"))
+' "$MB/.bottomless/status")
+[[ -n $gen_b ]] || fail "B has no local generation"
+gens app.db | grep -qxF "$gen_b" && fail "the second writer's generation $gen_b reached the bucket"
+cli -d app.db restore -o "$TEST_TMP/a.db" >/dev/null 2>&1 || fail "restore while leased"
+[[ $(sqlite3 "$TEST_TMP/a.db" "select group_concat(who || n) from t") == "A1,A2" ]] ||
+    fail "bucket content is not A's: $(sqlite3 "$TEST_TMP/a.db" 'select * from t')"
+repl_synced "$MB" app.db && fail "B claims to be synced while blocked"
+
+# --- A goes away: B takes over in a new generation ---------------------------------------------
+gens_a_newest=$(gens app.db | head -n 1) # gens: newest first; all A's (B uploaded nothing)
+unmount_fs "$MA"
+lease_gone() { ! awss3 s3api head-object --bucket "$BUCKET" --key app.db.lease >/dev/null 2>&1; }
+wait_until 15 lease_gone # (the daemon deleted it before exiting; Swift may lag a moment)
+wait_until 60 grep -q 'lease: acquired db=app.db' "$LOGB"
+# B's next write starts a generation that descends from the bucket's newest (A's)
+sqlite3 "$MB/app.db" "insert into t values ('B', 21)"
+repl_wait_synced 90 "$MB" app.db
+gen_b2=$(gens app.db | head -n 1)
+parent=$(dep_of app.db "$gen_b2")
+note "A's newest gen $gens_a_newest, B's newest gen $gen_b2 (parent $parent)"
+[[ $gen_b2 != "$gens_a_newest" ]] || fail "B did not start a generation of its own"
+[[ $parent == "$gens_a_newest" ]] || fail "B's generation does not descend from A's newest (.dep=$parent)"
+cli -d app.db restore -o "$TEST_TMP/b.db" >/dev/null 2>&1 || fail "restore after takeover"
+[[ $(sha3 "$TEST_TMP/b.db") == $(sha3 "$MB/app.db") ]] || fail "restore differs from B's database"
+
+# --- a killed daemon takes its own lease back --------------------------------------------------
+kill -KILL "$BFS_FS_PID"
+wait "$BFS_FS_PID" 2>/dev/null || true
+fusermount3 -u -z "$MB" || true
+awss3 s3api head-object --bucket "$BUCKET" --key app.db.lease >/dev/null 2>&1 ||
+    fail "a killed daemon's lease should still be there"
+mount_fs "$BB" "$MB" -o batch_interval=1
+sqlite3 "$MB/app.db" "insert into t values ('B', 99)"
+repl_wait_synced 30 "$MB" app.db
+grep -q 'lease: refused' "$BFS_FS_LOG" && fail "the remounted daemon refused its own lease"
+unmount_fs "$MB"
+note "lease: refused, released, taken over with .dep, re-taken after a crash"
