@@ -9,6 +9,10 @@
 # least one failed test. Exit status 0 only if nothing failed. Logs: build/test-results/unit/.
 set -uo pipefail
 
+# Sanitizer settings for SAN=1 builds: leaks inside libcriterion are not ours (tests/lsan.supp).
+export LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JOBS=${BFS_UNIT_JOBS:-2}
 LIMIT=${BFS_UNIT_TIMEOUT:-600}
