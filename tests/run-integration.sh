@@ -11,6 +11,9 @@
 # Swift is stopped at exit, also on failure and Ctrl-C.
 set -euo pipefail
 
+# Sanitizer settings for SAN=1 builds: leaks inside libcriterion are not ours (tests/lsan.supp).
+export LSAN_OPTIONS="suppressions=$(cd "$(dirname "$0")" && pwd)/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 BFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PATTERN=${1:-}
 BFS_BIN=${BFS_BIN:-$BFS_ROOT/build}
