@@ -40,7 +40,7 @@ for p in want:
         sys.exit(1)
     if d["lag_s"] != 0 or d["staged_bytes"] != 0 or d["snapshot_pending"]:
         sys.exit(1)
-    if d["last_uploaded_frame"] < d["last_committed_frame"] or not d["generation"]:
+    if d["last_uploaded_frame"] < d["last_committed_frame"]:
         sys.exit(1)
 EOF
 }
