@@ -11,9 +11,12 @@
  *                                         forks the writer -> {"q_per_s":..., "writer_tx_per_s":...}
  *   sqlbench lag DB RATE N WALPATH STATUS commits N single-row transactions at RATE tx/s; after
  *                                         each commit notes the -wal frame count (WALPATH: the
- *                                         backing -wal, read with stat) and a poller thread reads
- *                                         STATUS (the mount's status JSON) every 2 ms to see when
- *                                         the frame is uploaded -> {"p50_ms","p99_ms","max_ms"}
+ *                                         -wal as the app sees it, read with stat) and a poller
+ *                                         thread reads STATUS (the mount's status JSON) every 2 ms
+ *                                         to see when the frame is uploaded
+ *                                         -> {"p50_ms","p99_ms","max_ms","puts_per_s"}
+ *                                         (puts_per_s: S3 PUTs counted by the daemon from 2 s
+ *                                         after the start to the last commit)
  * Only libsqlite3 and libc: the benchmark must not depend on the code it measures. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -242,20 +245,28 @@ struct lag_poll {
     long max_frame;
 };
 
-static long status_uploaded_frame(const char *path)
+/* The first number after "KEY": in the status JSON at path; -1 if absent. */
+static long status_number(const char *path, const char *key)
 {
     char buf[1 << 16];
+    char pat[64];
     FILE *f = fopen(path, "r");
     if (f == NULL)
         return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    const char *p = strstr(buf, "\"last_uploaded_frame\"");
+    snprintf(pat, sizeof pat, "\"%s\"", key);
+    const char *p = strstr(buf, pat);
     if (p == NULL)
         return -1;
     p = strchr(p, ':');
     return p ? strtol(p + 1, NULL, 10) : -1;
+}
+
+static long status_uploaded_frame(const char *path)
+{
+    return status_number(path, "last_uploaded_frame");
 }
 
 static void *lag_poller(void *arg)
@@ -300,7 +311,14 @@ static int mode_lag(const char *path, double rate, long n, const char *wal_path,
     pthread_t th;
     pthread_create(&th, NULL, lag_poller, &lp);
     double t0 = now_s();
+    /* S3 PUTs at steady load: counted from 2 s after the start to the last commit. */
+    double puts_t0 = 0, puts_t1 = 0;
+    long puts0 = -1, puts1 = -1;
     for (long i = 0; i < n; i++) {
+        if (puts0 < 0 && now_s() - t0 >= 2.0) {
+            puts0 = status_number(status_path, "puts");
+            puts_t0 = now_s();
+        }
         double due = t0 + (double)i / rate;
         double wait = due - now_s();
         if (wait > 0)
@@ -320,6 +338,11 @@ static int mode_lag(const char *path, double rate, long n, const char *wal_path,
         if (frame_of[i] > max_frame)
             frame_of[i] = max_frame;
     }
+    puts1 = status_number(status_path, "puts");
+    puts_t1 = now_s();
+    double puts_per_s = puts0 >= 0 && puts1 >= puts0 && puts_t1 > puts_t0
+                            ? (double)(puts1 - puts0) / (puts_t1 - puts_t0)
+                            : -1;
     double deadline = now_s() + 30;
     while (now_s() < deadline && lp.seen_at[frame_of[n - 1]] == 0)
         usleep(10000);
@@ -342,9 +365,9 @@ static int mode_lag(const char *path, double rate, long n, const char *wal_path,
         return 1;
     }
     printf("{\"rate\":%.1f,\"achieved\":%.1f,\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,"
-           "\"missing\":%ld}\n",
+           "\"missing\":%ld,\"puts_per_s\":%.3f}\n",
            rate, achieved, lags[m / 2], lags[(m * 99) / 100 < m ? (m * 99) / 100 : m - 1],
-           lags[m - 1], missing);
+           lags[m - 1], missing, puts_per_s);
     sqlite3_finalize(st);
     sqlite3_close(db);
     return missing ? 1 : 0;

@@ -421,6 +421,32 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     fuse_reply_buf(req, fs->read_buf, (size_t)n);
 }
 
+/* Writeback mode: the kernel writes whole pages, so a WRITE often starts with bytes the backing
+ * file already holds (e.g. the committed tail of a -wal in the page the new frames continue).
+ * The before-write hook (which stages committed -wal frames that a write would overwrite, and
+ * copies db pages for a snapshot) needs only the bytes that change: returns the length of the
+ * unchanged prefix within the write's first page (0 when unknown). */
+static size_t fs_unchanged_prefix(int fd, const char *buf, size_t size, off_t off)
+{
+    char old[4096];
+    size_t n = sizeof(old) - (size_t)(off % (off_t)sizeof(old));
+    ssize_t got;
+
+    if (n > size)
+        n = size;
+    do {
+        got = pread(fd, old, n, off);
+    } while (got < 0 && errno == EINTR);
+    if (got <= 0)
+        return 0;
+    if (memcmp(old, buf, (size_t)got) == 0)
+        return (size_t)got;
+    size_t i = 0;
+    while (i < (size_t)got && old[i] == buf[i])
+        i++;
+    return i;
+}
+
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                  struct fuse_file_info *fi)
 {
@@ -434,8 +460,11 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
         fuse_reply_err(req, EBADF);
         return;
     }
-    if (h != NULL && fs->hooks.write_before != NULL)
-        fs->hooks.write_before(fs->hooks.arg, h, (uint64_t)off, size);
+    if (h != NULL && fs->hooks.write_before != NULL) {
+        size_t same = fs->cfg->writeback ? fs_unchanged_prefix(f->fd, buf, size, off) : 0;
+        if (same < size)
+            fs->hooks.write_before(fs->hooks.arg, h, (uint64_t)off + same, size - same);
+    }
     do {
         n = pwrite(f->fd, buf, size, off);
     } while (n < 0 && errno == EINTR);

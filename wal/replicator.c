@@ -592,8 +592,10 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
             memmove(db->cuts, db->cuts + 1, (db->n_cuts - 1) * sizeof(*db->cuts));
             db->n_cuts--;
         }
-        if (db->committed <= db->staged)
-            db->pending_since_ms = 0;
+        /* Commits that arrived while this batch was staged start the next interval now
+         * (keeping the old start would stage them at once: a PUT per staging, not per
+         * interval). */
+        db->pending_since_ms = db->committed <= db->staged ? 0 : now_ms();
     }
     db->lsn_staged += to - from + 1;
     it->lsn_end = db->lsn_staged;
