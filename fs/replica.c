@@ -826,14 +826,33 @@ static void hook_renamed(void *arg, const char *from, const char *to, unsigned f
     if (flags & RENAME_EXCHANGE) {
         nb = collect_moves(r, to, &b);
     } else {
-        /* Whatever was at `to` is gone: tombstone databases there. */
+        /* Whatever was at `to` is gone. A database replaced by a database is retired by
+         * repl_db_renamed (the new name's generation gets a .dep to it, no tombstone: a
+         * tombstone in the same second would hide the new generation); anything else is
+         * tombstoned. */
+        bool from_is_db = false;
         struct rdb **gone = NULL;
         size_t ng = collect_moves(r, to, &gone);
+
+        for (size_t i = 0; i < na; i++)
+            from_is_db = from_is_db || (strcmp(a[i]->path, from) == 0 && a[i]->db != NULL);
 
         for (size_t i = 0; i < ng; i++) {
             char p[REPLICA_PATH_MAX];
 
             snprintf(p, sizeof p, "%s", gone[i]->path);
+            if (from_is_db && strcmp(p, to) == 0 && gone[i]->db != NULL) {
+                bool last;
+
+                pthread_mutex_lock(&r->mu);
+                gone[i]->db = NULL; /* retired by repl_db_renamed below */
+                table_remove_locked(r, gone[i]);
+                last = --gone[i]->n_refs == 0;
+                pthread_mutex_unlock(&r->mu);
+                if (last)
+                    rdb_free(gone[i]);
+                continue;
+            }
             rdb_unref(r, gone[i]);
             forget_db(r, p);
         }

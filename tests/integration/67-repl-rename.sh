@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# 67-repl-rename: renaming a database through the mount moves it to the new db_name (fresh
+# generation, restorable, equal to the local file) and tombstones the old name; renaming a
+# directory moves the databases below it; a rename over a database tombstones the one
+# replaced; deleting a database tombstones it.
+# timeout: 300
+source "$BFS_ROOT/tests/lib/common.sh"
+source "$BFS_ROOT/tests/lib/fs.sh"
+source "$BFS_ROOT/tests/integration/60-repl-lib.bash"
+
+repl_bucket
+B=$TEST_TMP/back M=$TEST_TMP/mnt
+mkdir -p "$B" "$M"
+mount_fs "$B" "$M" -o batch_interval=1
+
+mkdb() { # PATH ROWS
+    sqlite3 "$1" "pragma journal_mode=wal; create table if not exists t(a); $(for ((i = 0; i < $2; i++)); do printf 'insert into t values (%d);' "$i"; done)" >/dev/null
+}
+restorable() { # DB_NAME OUT
+    rm -f "$2"
+    cli -d "$1" restore -o "$2" >/dev/null 2>&1
+}
+
+mkdir -p "$M/d1"
+mkdb "$M/a.db" 10
+mkdb "$M/d1/x.db" 20
+mkdb "$M/victim.db" 5
+mkdb "$M/gone.db" 3
+repl_wait_synced 60 "$M"
+restorable a.db "$TEST_TMP/a0.db" || fail "a.db not in the bucket"
+
+mv "$M/a.db" "$M/b.db"
+mv "$M/d1" "$M/d2"
+mv "$M/b.db" "$M/victim.db" # over an existing database
+rm "$M/gone.db"
+sqlite3 "$M/victim.db" "insert into t values (100);"
+sqlite3 "$M/d2/x.db" "insert into t values (200);"
+repl_wait_synced 90 "$M" victim.db d2/x.db
+
+restorable victim.db "$TEST_TMP/v.db" || fail "victim.db (renamed a.db) not restorable"
+[[ $(sha3 "$TEST_TMP/v.db") == $(sha3 "$M/victim.db") ]] || fail "victim.db restore differs"
+[[ $(sqlite3 "$TEST_TMP/v.db" "select count(*) from t") == 11 ]] || fail "victim.db holds the old victim"
+restorable d2%2Fx.db "$TEST_TMP/x.db" || fail "d2/x.db not restorable"
+[[ $(sha3 "$TEST_TMP/x.db") == $(sha3 "$M/d2/x.db") ]] || fail "d2/x.db restore differs"
+for old in a.db b.db d1%2Fx.db gone.db; do
+    wait_until 30 bash -c "! '$BFS_BIN/bottomless-cli' -e '$BFS_S3_ENDPOINT' -b '$BUCKET' -d '$old' restore -o '$TEST_TMP/old.db' -f"
+done
+[[ -n $(awss3 s3 ls "s3://$BUCKET/gone.db.tombstone") ]] || fail "no tombstone for gone.db"
+unmount_fs "$M"
+
+# an empty backing dir shows exactly the live databases
+B2=$TEST_TMP/back2
+mkdir -p "$B2"
+mount_fs "$B2" "$M"
+(cd "$M" && find . -name '*.db' | sort) >"$TEST_TMP/list"
+diff <(printf './d2/x.db\n./victim.db\n') "$TEST_TMP/list" || fail "lazy listing after renames"
+unmount_fs "$M"
+note ok
