@@ -50,14 +50,14 @@ struct lazy {
     struct lazy_conf conf;
     pthread_mutex_t refresh_mu; /* serialises refreshes (held across listing I/O) */
     pthread_mutex_t mu;
-    pthread_cond_t job_cv;           /* signalled when a job is done */
-    struct lazy_entry *entries;      /* guarded by mu */
-    size_t n_entries;                /* guarded by mu */
-    bool listed;                     /* guarded by mu: at least one listing succeeded */
-    int64_t listed_mono_ms;          /* guarded by mu */
-    struct lazy_hidden *hidden;      /* guarded by mu */
-    struct lazy_job *jobs;           /* guarded by mu */
-    struct lazy_stats stats;         /* guarded by mu */
+    pthread_cond_t job_cv;      /* signalled when a job is done */
+    struct lazy_entry *entries; /* guarded by mu */
+    size_t n_entries;           /* guarded by mu */
+    bool listed;                /* guarded by mu: at least one listing succeeded */
+    int64_t listed_mono_ms;     /* guarded by mu */
+    struct lazy_hidden *hidden; /* guarded by mu */
+    struct lazy_job *jobs;      /* guarded by mu */
+    struct lazy_stats stats;    /* guarded by mu */
 };
 
 static int64_t mono_ms(void)
@@ -429,8 +429,7 @@ int lazy_list(struct lazy *lz, const char *dir, fs_hook_emit_fn *emit, void *emi
         memcpy(items[n_items].name, rel, len);
         items[n_items].name[len] = '\0';
         if (is_dir)
-            fill_dir_stat(&items[n_items].st, e->path, (size_t)(rel - e->path) + len,
-                          e->created_s);
+            fill_dir_stat(&items[n_items].st, e->path, (size_t)(rel - e->path) + len, e->created_s);
         else
             fill_file_stat(&items[n_items].st, e);
         n_items++;
@@ -612,8 +611,7 @@ int lazy_restore(struct lazy *lz, const char *path, struct lazy_restored *out)
         lz->stats.n_restores++;
     } else if (rc == EIO) {
         lz->stats.n_restore_failures++;
-        snprintf(lz->stats.last_error, sizeof lz->stats.last_error, "restore of %s failed",
-                 path);
+        snprintf(lz->stats.last_error, sizeof lz->stats.last_error, "restore of %s failed", path);
     }
     for (struct lazy_job **pp = &lz->jobs; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == job) {

@@ -55,9 +55,9 @@ int lazy_list(struct lazy *lz, const char *dir, fs_hook_emit_fn *emit, void *emi
 
 /* Result of a restore, for the replicator glue. */
 struct lazy_restored {
-    bool restored;      /* false: nothing to do (the path already existed, or a directory) */
+    bool restored; /* false: nothing to do (the path already existed, or a directory) */
     char db_name[1024];
-    struct gen_id gen;  /* generation restored */
+    struct gen_id gen; /* generation restored */
 };
 /* Makes path exist in BACKING_DIR: 0 if it exists; a virtual directory is created (mkdir);
  * a virtual database is restored. ENOENT when path is unknown, EIO when the restore failed.

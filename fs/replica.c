@@ -47,7 +47,7 @@ struct dying {
 };
 
 struct rdb {
-    char *path;          /* relative path (loop thread / under mu) */
+    char *path; /* relative path (loop thread / under mu) */
     char *db_name;
     struct repl_db *db;  /* one replicator reference; NULL once unlinked or renamed away */
     unsigned n_refs;     /* guarded by mu: 1 while in the table + one per handle */
@@ -66,14 +66,14 @@ enum rfh_kind {
 
 struct rfh {
     enum rfh_kind kind;
-    struct rdb *e; /* RFH_DB / RFH_WAL */
-    char *path;    /* RFH_MAYBE: where to look on promotion */
+    struct rdb *e;           /* RFH_DB / RFH_WAL */
+    char *path;              /* RFH_MAYBE: where to look on promotion */
     struct rfh *prev, *next; /* all handles, guarded by mu (freed at shutdown if left) */
 };
 
 struct replica {
     const struct fs_config *cfg;
-    struct fs_hook_env env;     /* copied at mount_start; strings borrowed */
+    struct fs_hook_env env; /* copied at mount_start; strings borrowed */
     struct s3_conf s3conf;
     struct s3_client *s3;
     struct replicator *repl;
@@ -331,8 +331,7 @@ static struct repl_db *rdb_detach(struct replica *r, struct rdb *e)
 
 /* ---------------------------------------------------------------- hooks: files */
 
-static struct rfh *rfh_new(struct replica *r, enum rfh_kind kind, struct rdb *e,
-                           const char *path)
+static struct rfh *rfh_new(struct replica *r, enum rfh_kind kind, struct rdb *e, const char *path)
 {
     struct rfh *h = calloc(1, sizeof(*h));
 
@@ -497,8 +496,7 @@ static void hook_write_after(void *arg, void *fh, uint64_t off, const void *buf,
 
 /* The record and kind a truncate or fallocate applies to (fh may be NULL). Returns a
  * referenced record (caller unrefs) or NULL. */
-static struct rdb *resolve(struct replica *r, struct rfh *h, const char *path,
-                           enum rfh_kind *kind)
+static struct rdb *resolve(struct replica *r, struct rfh *h, const char *path, enum rfh_kind *kind)
 {
     char owner[REPLICA_PATH_MAX];
     struct rdb *e = NULL;
@@ -548,8 +546,7 @@ static void hook_truncate_before(void *arg, void *fh, const char *path, uint64_t
     rdb_unref(r, e);
 }
 
-static void hook_truncate_after(void *arg, void *fh, const char *path, uint64_t size,
-                                int result)
+static void hook_truncate_after(void *arg, void *fh, const char *path, uint64_t size, int result)
 {
     struct replica *r = arg;
     enum rfh_kind kind = RFH_NONE;
@@ -818,7 +815,8 @@ static void hook_renamed(void *arg, const char *from, const char *to, unsigned f
 
     if (r->repl == NULL)
         return;
-    if (replica_name_kind(from) != REPLICA_NAME_MAIN || replica_name_kind(to) != REPLICA_NAME_MAIN) {
+    if (replica_name_kind(from) != REPLICA_NAME_MAIN ||
+        replica_name_kind(to) != REPLICA_NAME_MAIN) {
         LOG_DEBUG("replica: rename of a -wal/-shm/-journal from=%s to=%s", from, to);
         return;
     }
@@ -1013,8 +1011,8 @@ static int mount_start(struct replica *r, const struct fs_hook_env *env, struct 
     if (rc != 0)
         LOG_WARN("replica: bucket listing failed, no lazy entries yet: %s", e2.msg);
     r->started = true;
-    LOG_INFO("replica: started bucket=%s endpoint=%s local_dbs=%zu durable=%d",
-             r->s3conf.bucket, r->s3conf.endpoint, n_dbs, cfg->durable);
+    LOG_INFO("replica: started bucket=%s endpoint=%s local_dbs=%zu durable=%d", r->s3conf.bucket,
+             r->s3conf.endpoint, n_dbs, cfg->durable);
     return 0;
 }
 

@@ -33,7 +33,7 @@
 
 #include "fs/hooks.h"
 
-#define REPLICA_SQLITE_MAGIC "SQLite format 3"   /* + its NUL: 16 bytes */
+#define REPLICA_SQLITE_MAGIC "SQLite format 3" /* + its NUL: 16 bytes */
 #define REPLICA_SQLITE_MAGIC_BYTES 16
 
 /* How the glue treats a path by its name. */

@@ -76,19 +76,17 @@ static void add_db(void *arg, const struct repl_db_status *st)
     if (rc == 0)
         rc = status_json_string(b, st->journal_mode != NULL ? st->journal_mode : "unknown");
     if (rc == 0)
-        rc = buf_appendf(b,
-                         ",\"protected\":%s,\"last_committed_frame\":%" PRIu32
-                         ",\"last_uploaded_frame\":%" PRIu32 ",\"lag_s\":%.3f"
-                         ",\"staged_bytes\":%" PRIu64 ",\"last_commit_ms\":%" PRId64
-                         ",\"last_upload_ms\":%" PRId64 ",\"generations\":%" PRIu64
-                         ",\"snapshots\":%" PRIu64 ",\"batches\":%" PRIu64
-                         ",\"snapshot_pending\":%s,\"s3_outage\":%s,\"last_error\":",
-                         st->is_protected ? "true" : "false", st->last_committed_frame,
-                         st->last_uploaded_frame, st->lag_s < 0 ? 0.0 : st->lag_s,
-                         st->staged_bytes, st->last_commit_ms, st->last_upload_ms,
-                         st->n_generations, st->n_snapshots, st->n_batches,
-                         st->snapshot_pending ? "true" : "false",
-                         st->s3_outage ? "true" : "false");
+        rc = buf_appendf(
+            b,
+            ",\"protected\":%s,\"last_committed_frame\":%" PRIu32
+            ",\"last_uploaded_frame\":%" PRIu32 ",\"lag_s\":%.3f"
+            ",\"staged_bytes\":%" PRIu64 ",\"last_commit_ms\":%" PRId64
+            ",\"last_upload_ms\":%" PRId64 ",\"generations\":%" PRIu64 ",\"snapshots\":%" PRIu64
+            ",\"batches\":%" PRIu64 ",\"snapshot_pending\":%s,\"s3_outage\":%s,\"last_error\":",
+            st->is_protected ? "true" : "false", st->last_committed_frame, st->last_uploaded_frame,
+            st->lag_s < 0 ? 0.0 : st->lag_s, st->staged_bytes, st->last_commit_ms,
+            st->last_upload_ms, st->n_generations, st->n_snapshots, st->n_batches,
+            st->snapshot_pending ? "true" : "false", st->s3_outage ? "true" : "false");
     if (rc == 0)
         rc = status_json_string(b, st->last_error);
     if (rc == 0)
@@ -143,10 +141,10 @@ int status_render(const struct status_src *src, struct buf *out)
 
         s3_client_stats(src->s3, &s);
         rc = buf_appendf(out,
-                         ",\"s3\":{\"requests\":%" PRIu64 ",\"puts\":%" PRIu64
-                         ",\"gets\":%" PRIu64 ",\"lists\":%" PRIu64 ",\"deletes\":%" PRIu64
-                         ",\"retries\":%" PRIu64 ",\"failures\":%" PRIu64
-                         ",\"bytes_up\":%" PRIu64 ",\"bytes_down\":%" PRIu64 "}",
+                         ",\"s3\":{\"requests\":%" PRIu64 ",\"puts\":%" PRIu64 ",\"gets\":%" PRIu64
+                         ",\"lists\":%" PRIu64 ",\"deletes\":%" PRIu64 ",\"retries\":%" PRIu64
+                         ",\"failures\":%" PRIu64 ",\"bytes_up\":%" PRIu64
+                         ",\"bytes_down\":%" PRIu64 "}",
                          s.n_requests, s.n_put, s.n_get, s.n_list, s.n_delete, s.n_retries,
                          s.n_failures, s.bytes_up, s.bytes_down);
     }
