@@ -17,6 +17,8 @@ DATA=$DEMO/data
 LOG=$DEMO/bottomlessfs.log
 DAEMON_PID=
 OK=0
+# fd 3: the real stderr, for messages from traps, which may fire inside a redirected command
+exec 3>&2
 
 if [[ -t 1 ]]; then
     say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
@@ -24,10 +26,10 @@ else
     say() { printf '\n==> %s\n' "$*"; }
 fi
 die() {
-    echo "demo: error: $*" >&2
+    echo "demo: error: $*" >&3
     if [[ -s $LOG ]]; then
-        echo "demo: the last lines the daemon logged ($LOG):" >&2
-        tail -n 15 "$LOG" >&2
+        echo "demo: the last lines the daemon logged ($LOG):" >&3
+        tail -n 15 "$LOG" >&3
     fi
     exit 1
 }
@@ -75,12 +77,12 @@ cleanup() {
     if ((OK)) && [[ ${DEMO_KEEP:-0} != 1 ]]; then
         rm -rf "$DEMO"
     elif [[ -d $DEMO ]]; then
-        echo "demo: files kept for inspection in $DEMO (daemon log: $LOG)" >&2
+        echo "demo: files kept for inspection in $DEMO (daemon log: $LOG)" >&3
     fi
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'echo; echo "demo: interrupted, cleaning up" >&2; exit 130' INT TERM HUP
+trap 'echo >&3; echo "demo: interrupted, cleaning up" >&3; exit 130' INT TERM HUP
 
 wait_for() { # wait_for SECS DESCRIPTION CMD...
     local secs=$1 what=$2 deadline
@@ -93,7 +95,7 @@ wait_for() { # wait_for SECS DESCRIPTION CMD...
 }
 
 mount_demo() { # start the daemon in the foreground (its log goes to $LOG), wait for the mount
-    "$BIN/bottomlessfs" -f "$DATA" "$MNT" </dev/null >>"$LOG" 2>&1 &
+    "$BIN/bottomlessfs" -f "$DATA" "$MNT" </dev/null >>"$LOG" 2>&1 3>&- &
     DAEMON_PID=$!
     local deadline=$((SECONDS + 30))
     until mountpoint -q "$MNT"; do
@@ -160,7 +162,7 @@ rm -rf "$DEMO"
 mkdir -p "$MNT" "$DATA" "$DEMO/swift"
 
 say "Starting a local S3 server (OpenStack Swift's S3 API) on 127.0.0.1:$PORT, data in $DEMO/swift"
-bash "$SWIFT" start "$DEMO/swift" "$PORT" || die "the S3 server did not start (logs in $DEMO/swift/log)"
+bash "$SWIFT" start "$DEMO/swift" "$PORT" 3>&- || die "the S3 server did not start (logs in $DEMO/swift/log)"
 aws --endpoint-url "$LIBSQL_BOTTOMLESS_ENDPOINT" s3api create-bucket --bucket demo >/dev/null ||
     die "could not create the bucket"
 echo "bucket 'demo' created"
