@@ -123,7 +123,12 @@ int cli_config_parse(struct cli *cli, int argc, char **argv, int *cmd_index_out,
 
     s3_conf_init(&cli->s3);
     cli->verify_crc = true;
-    cli->log_level = LOG_LEVEL_ERROR;
+    char *env_level = env_dup("BOTTOMLESS_LOG"); /* --log-level wins over it */
+    int level = env_level != NULL ? log_level_parse(env_level) : (int)LOG_LEVEL_ERROR;
+    free(env_level);
+    if (level < 0)
+        return cli_usage(cli, err, "BOTTOMLESS_LOG: use error, warn, info, debug or trace");
+    cli->log_level = level;
     cli->stdout_is_tty = isatty(STDOUT_FILENO) == 1;
     cli->stderr_is_tty = isatty(STDERR_FILENO) == 1;
     *done_out = false;

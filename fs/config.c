@@ -143,8 +143,9 @@ void fs_config_usage(const char *prog)
         "  -V, --version          print the version\n"
         "  -f                     stay in the foreground (SIGTERM/SIGINT unmount cleanly)\n"
         "  -d, -o debug           trace every FUSE request on stderr (implies -f)\n"
-        "  -o log_level=LEVEL     error|warn|info|debug|trace (default info); logs go to\n"
-        "                         stderr in the foreground, to syslog once daemonised\n"
+        "  -o log_level=LEVEL     error|warn|info|debug|trace [BOTTOMLESS_LOG] (default info);\n"
+        "                         logs go to stderr in the foreground, to syslog once\n"
+        "                         daemonised\n"
         "  -o workers=N           threads for fsync, restores and listings (default %u)\n"
         "  -o spin_us=N           after each request, poll /dev/fuse for N microseconds\n"
         "                         before sleeping (default %u; 0 = libfuse's loop)\n"
@@ -346,10 +347,13 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
             : dup_opt(&cfg->region,
                       pick(r->region, "AWS_REGION", "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION"), err);
     rc = rc ? rc : dup_opt(&cfg->ca_file, r->ca_file, err);
-    const char *level = r->log_level != NULL ? r->log_level : cfg->debug ? "debug" : "info";
+    const char *level = pick(r->log_level, cfg->debug ? NULL : "BOTTOMLESS_LOG", NULL);
+    level = level != NULL ? level : cfg->debug ? "debug" : "info";
     if (rc == 0 && strcmp(level, "error") != 0 && strcmp(level, "warn") != 0 &&
         strcmp(level, "info") != 0 && strcmp(level, "debug") != 0 && strcmp(level, "trace") != 0)
-        rc = ERR(err, EINVAL, "invalid log_level=%s: use error, warn, info, debug or trace",
+        rc = ERR(err, EINVAL,
+                 "invalid log_level=%s (-o log_level, BOTTOMLESS_LOG): use error, warn, info, "
+                 "debug or trace",
                  level);
     rc = rc ? rc : dup_opt(&cfg->log_level, level, err);
     return rc;
