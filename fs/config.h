@@ -22,6 +22,7 @@
 #define FS_DEFAULT_LIST_TTL_MS 10000u
 #define FS_DEFAULT_WORKERS 4u
 #define FS_DEFAULT_SPIN_US 0u
+#define FS_DEFAULT_NOXATTR true /* see -o xattr in --help and README "Performance" */
 #define FS_STAGING_NAME ".bottomless"
 
 struct fs_config {
@@ -36,8 +37,9 @@ struct fs_config {
     bool allow_other;
     unsigned n_workers; /* -o workers=N: threads for fsync / restores / listings */
     unsigned spin_us;   /* -o spin_us=N: session loop spins N us before sleeping */
-    bool noxattr;       /* -o noxattr: xattr calls get ENOSYS, so the kernel stops asking
-                         * (saves the security.capability GETXATTR it sends before each write) */
+    bool noxattr;       /* default, -o noxattr (-o xattr: off): xattr calls get ENOSYS, so the
+                         * kernel stops asking (saves the security.capability GETXATTR it
+                         * sends before each write) */
 
     /* Replication. */
     bool noreplicate;    /* -o noreplicate: pure passthrough, no hooks, no S3 */

@@ -26,7 +26,7 @@ run_mode() {
     chmod 755 "$B"
     mkdir "$B/.bottomless" && echo secret >"$B/.bottomless/staged"
     echo preexisting >"$B/old.txt"
-    mount_fs "$B" "$M" -o noreplicate,allow_other "$@"
+    mount_fs "$B" "$M" -o noreplicate,allow_other,xattr "$@"
     note "mode $mode: mounted $B on $M (pid $BFS_FS_PID)"
 
     # --- text files, append, listing ------------------------------------------------------
@@ -48,7 +48,10 @@ run_mode() {
 
     # --- hidden staging dir, status file --------------------------------------------------
     ls -A "$M" | grep -qx .bottomless && fail ".bottomless is listed"
-    [[ $(ls -A "$M/.bottomless") == status ]] || fail ".bottomless shows backing content"
+    [[ $(ls -A "$M/.bottomless" | tr '\n' ' ') == "stats status " ]] ||
+        fail ".bottomless shows backing content"
+    $PY -c 'import json,sys; s=json.load(open(sys.argv[1])); assert s["requests"] > 0 and s["by_op"]["LOOKUP"] > 0, s' \
+        "$M/.bottomless/stats" || fail "stats file: not JSON or no request counted"
     [[ -e $M/.bottomless/staged ]] && fail "staging file reachable through the mount"
     $PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$M/.bottomless/status" ||
         fail "status file is not JSON"
@@ -210,7 +213,7 @@ PYEOF
     want=$(sha256sum <"$TEST_TMP/big" | cut -d' ' -f1)
     unmount_fs "$M"
     [[ $(sha256sum <"$B/big" | cut -d' ' -f1) == "$want" ]] || fail "big file after unmount"
-    mount_fs "$B" "$M" -o noreplicate,allow_other "$@"
+    mount_fs "$B" "$M" -o noreplicate,allow_other,xattr "$@"
     [[ $(sha256sum <"$M/big" | cut -d' ' -f1) == "$want" ]] || fail "big file after remount"
     [[ $(cat "$M/r3") == one && $(readlink "$M/s1") == h2 ]] || fail "state after remount"
     unmount_fs "$M"

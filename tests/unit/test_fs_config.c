@@ -38,7 +38,7 @@ Test(fs_config, defaults)
     cr_expect_eq(cfg.batch_max_frames, 10000);
     cr_expect_str_eq(cfg.compression, "zstd");
     cr_expect_not(cfg.durable);
-    cr_expect_not(cfg.noxattr);
+    cr_expect(cfg.noxattr); /* the default since issue 6: -o xattr turns them on */
     cr_expect_not(cfg.writeback);
     cr_expect_not(cfg.foreground);
     cr_expect_null(cfg.endpoint);
@@ -102,6 +102,20 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     const char *argv2[] = {"bottomlessfs", "-o", "writeback", "/", "/tmp"};
     cr_assert_eq(parse(&cfg, &err, 5, argv2), 0, "%s", err.msg);
     cr_expect_eq(cfg.writeback_ms, FS_DEFAULT_WRITEBACK_MS);
+    fs_config_free(&cfg);
+}
+
+Test(fs_config, xattr_turns_extended_attributes_on)
+{
+    struct fs_config cfg;
+    struct err err;
+    const char *on[] = {"bottomlessfs", "/", "/tmp", "-o", "xattr"};
+    cr_assert_eq(parse(&cfg, &err, 5, on), 0, "%s", err.msg);
+    cr_expect_not(cfg.noxattr);
+    fs_config_free(&cfg);
+    const char *both[] = {"bottomlessfs", "/", "/tmp", "-o", "xattr,noxattr"};
+    cr_assert_eq(parse(&cfg, &err, 5, both), 0, "%s", err.msg);
+    cr_expect(cfg.noxattr); /* noxattr wins */
     fs_config_free(&cfg);
 }
 
