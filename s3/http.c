@@ -537,6 +537,8 @@ static enum verdict run_attempt(struct call *k, struct err *err)
         if (v == V_DONE)
             v = judge_body(k, &a, err);
     }
+    LOG_DEBUG("s3: %s key=%s http=%ld up=%zu down=%" PRIu64 "%s", k->r->op, k->name, a.status,
+              k->r->body_len, a.got, v == V_DONE ? "" : v == V_RETRY ? " retry" : " failed");
 out:
     if (h != NULL)
         s3_pool_put(k->c, h);
@@ -631,8 +633,8 @@ int s3_http_do(struct s3_client *c, const struct s3_http_req *r, struct s3_http_
             break;
         long wait = backoff_ms(&c->conf, attempt);
         atomic_fetch_add(&c->n_retries, 1);
-        LOG_WARN("s3: retry op=%s key=%s http=%d attempt=%d/%d wait_ms=%ld reason=\"%s\"", r->op,
-                 k.name, last.http_status, attempt, max, wait, last.msg);
+        LOG_WARN_RL(10000, "s3: retry op=%s key=%s http=%d attempt=%d/%d wait_ms=%ld reason=\"%s\"",
+                    r->op, k.name, last.http_status, attempt, max, wait, last.msg);
         sleep_ms(wait);
     }
     if (rc == 0 && v == V_DONE)
