@@ -602,6 +602,7 @@ static int hook_fsync(void *arg, void *fh, bool datasync)
     if (db == NULL)
         return 0;
     rc = repl_wal_fsync(db);
+    LOG_DEBUG("replica: fsync db=%s durable=%d rc=%d", h->e->db_name, r->cfg->durable, rc);
     pthread_mutex_lock(&r->mu);
     if (--h->e->n_fsync == 0) {
         dead = h->e->dying;

@@ -2107,6 +2107,11 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
             pthread_mutex_lock(&db->mu);
             db->committed = committed;
             db->staged = 0;
+            /* Frames 1..committed are staged again in the new generation: count them once,
+             * and as not uploaded (a durable fsync must wait for them). */
+            db->lsn_staged = db->lsn_committed >= committed ? db->lsn_committed - committed : 0;
+            if (db->lsn_uploaded > db->lsn_staged)
+                db->lsn_uploaded = db->lsn_staged;
             if (committed > 0) {
                 db->pending_since_ms = now_ms();
                 db->urgent = true;
