@@ -86,13 +86,17 @@ lint:
 	! grep -nE '\bexit\(' $(SRC) | grep -v '/main\.c:'
 	! grep -nE '\bgetenv\(' $(SRC) | grep -v '/config\.c:'
 
+# PREFIX (default /usr/local) and DESTDIR (staging root for packagers) are honoured.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 build/bottomlessfs build/bottomless-cli $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(BASHCOMPDIR)
+	install -m 755 $(BUILD)/bottomlessfs $(BUILD)/bottomless-cli $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/bottomlessfs.1 docs/bottomless-cli.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 cli/bottomless-cli.bash-completion $(DESTDIR)$(BASHCOMPDIR)/bottomless-cli
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/bottomlessfs $(DESTDIR)$(PREFIX)/bin/bottomless-cli
 	rm -f $(DESTDIR)$(PREFIX)/share/man/man1/bottomlessfs.1 $(DESTDIR)$(PREFIX)/share/man/man1/bottomless-cli.1
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/bottomless-cli
 
 clean:
 	rm -rf build
