@@ -50,9 +50,14 @@ DAEMON_PID=
 BUCKET=
 N_BUCKETS=0
 PEAK_RSS_KB=0
+PEAK_RSS_AT=
+SECTION=
 RESULTS=$DIR/results.tsv # name \t native \t mount \t unit \t target
 
-log() { printf '%s bench: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+log() {
+    SECTION=$*
+    printf '%s bench: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2
+}
 die() {
     echo "bench: error: $*" >&2
     exit 1
@@ -80,7 +85,11 @@ note_rss() {
     [[ -n $DAEMON_PID ]] || return 0
     local kb
     kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$DAEMON_PID/status" 2>/dev/null || echo 0)
-    ((kb > PEAK_RSS_KB)) && PEAK_RSS_KB=$kb
+    echo "$kb kB: $SECTION" >>"$DIR/rss.log"
+    if ((kb > PEAK_RSS_KB)); then
+        PEAK_RSS_KB=$kb
+        PEAK_RSS_AT=$SECTION
+    fi
     return 0
 }
 
@@ -139,9 +148,16 @@ PY
 [[ -x $SB && -x $BIN/bottomlessfs && -x $BIN/bottomless-cli && -x $S3CHECK ]] ||
     die "build first (make bench does)"
 mkdir -p "$DIR" "$(dirname "$OUT")"
+# A private copy of the binaries: a rebuild of the tree during the run must not change them.
+rm -rf "$DIR/bin"
+mkdir -p "$DIR/bin/bench" "$DIR/bin/tools"
+cp "$BIN/bottomlessfs" "$BIN/bottomless-cli" "$DIR/bin/"
+cp "$SB" "$DIR/bin/bench/"
+cp "$S3CHECK" "$DIR/bin/tools/"
+BIN=$DIR/bin SB=$DIR/bin/bench/sqlbench S3CHECK=$DIR/bin/tools/s3check
 mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u -z "$MNT"
 [[ -d $DIR/swift/run ]] && bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1 || true
-rm -rf "$DIR/swift" "$DIR/daemon.log"
+rm -rf "$DIR/swift" "$DIR/daemon.log" "$DIR/rss.log"
 : >"$RESULTS"
 log "starting Swift S3 on 127.0.0.1:$PORT"
 bash "$ROOT/tests/lib/swift.sh" start "$DIR/swift" "$PORT" >/dev/null
@@ -272,7 +288,7 @@ if ! skip lag; then
             record "lag p99 @${rate} tx/s ($mode)" - "$(jget "$j" p99_ms)" ms "$([[ $bound == - ]] && echo - || echo "<=$bound")"
             record "lag max @${rate} tx/s ($mode)" - "$(jget "$j" max_ms)" ms -
             pps=$(jget "$j" puts_per_s)
-            record "S3 PUT/s per db @${rate} tx/s ($mode)" - "$pps" "PUT/s" "<=$(echo "1000/$BATCH_MS" | bc -l)"
+            record "S3 PUT/s per db @${rate} tx/s ($mode)" - "$pps" "PUT/s" "<=$(echo "scale=2; 1000/$BATCH_MS" | bc -l)"
             record "S3 PUT/month per db @${rate} tx/s ($mode)" - "$(echo "$pps*2592000" | bc -l)" "PUT" -
         done
     done
@@ -327,6 +343,7 @@ if ! skip restore; then
 fi
 
 record "daemon peak RSS (all runs above)" - "$(echo "$PEAK_RSS_KB/1024" | bc -l)" MiB "<=64"
+log "daemon peak RSS $((PEAK_RSS_KB / 1024)) MiB during: $PEAK_RSS_AT"
 
 # --------------------------------------------------------------------------------------------
 /usr/bin/python3 - "$RESULTS" "$OUT" "$EXTRA_OPTS" <<'PY'

@@ -53,6 +53,12 @@ wait_for() {
 jget() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
 mkdir -p "$DIR"
+rm -rf "$DIR/bin"
+mkdir -p "$DIR/bin/bench" "$DIR/bin/tools"
+cp "$BIN/bottomlessfs" "$DIR/bin/"
+cp "$SB" "$DIR/bin/bench/"
+cp "$BIN/tools/s3check" "$DIR/bin/tools/"
+BIN=$DIR/bin SB=$DIR/bin/bench/sqlbench
 mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u -z "$MNT"
 bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1 || true
 rm -rf "$DIR/swift"

@@ -1185,6 +1185,9 @@ int replica_hooks_init(const struct fs_config *cfg, struct fs_hooks *out, struct
     r->s3conf.region = dup_or_null(cfg->region);
     r->s3conf.ca_file = dup_or_null(cfg->ca_file);
     r->s3conf.insecure_tls = cfg->insecure_tls;
+    /* Memory bound (issue 6: daemon peak RSS <= 64 MiB): each of the replicator's uploaders
+     * holds up to `parallel` parts of part_size in memory; 2 x 2 x 8 MiB. */
+    r->s3conf.parallel = 2;
     rc = s3_conf_resolve(&r->s3conf, err);
     if (rc == 0)
         rc = probe_bucket(&r->s3conf, err);
