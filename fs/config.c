@@ -271,9 +271,13 @@ static int canon_dir(const char *what, const char *path, char **out, struct err 
     if (real == NULL)
         return ERR(err, errno, "%s %s: %s", what, path,
                    errno == ENOENT ? "no such directory" : errno_name(errno));
-    if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    int rc = stat(real, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    if (rc != 0) {
         free(real);
-        return ERR(err, ENOTDIR, "%s %s: not a directory", what, path);
+        return ERR(err, rc, "%s %s: %s", what, path,
+                   rc == ENOTCONN  ? "a dead FUSE mount is still there: run fusermount3 -u -z on it"
+                   : rc == ENOTDIR ? "not a directory"
+                                   : errno_name(rc));
     }
     *out = real;
     return 0;
