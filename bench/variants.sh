@@ -62,7 +62,7 @@ BIN=$DIR/bin SB=$DIR/bin/bench/sqlbench
 mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u -z "$MNT"
 bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1 || true
 rm -rf "$DIR/swift"
-bash "$ROOT/tests/lib/swift.sh" start "$DIR/swift" "$PORT" >/dev/null
+nice -n "${BENCH_S3_NICE:-10}" bash "$ROOT/tests/lib/swift.sh" start "$DIR/swift" "$PORT" >/dev/null
 RES=$DIR/variants.tsv
 : >"$RES"
 
