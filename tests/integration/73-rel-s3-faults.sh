@@ -47,7 +47,7 @@ while not os.path.exists(sys.argv[2]):
 print("app: %d transactions, no error" % n)
 EOF
 APP=$!
-on_exit kill "$APP"
+on_exit _bfs_stop_pid "$APP"
 
 # check_batches: every generation's batch ranges are 1..N contiguous, each range once
 check_batches() {
