@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# 84-unmount-outage: unmounting while S3 is down. Transactions committed during the outage
+# cannot be uploaded: the daemon waits flush_timeout, says what it could not upload (db= and
+# frames), exits, and keeps them in BACKING_DIR/.bottomless; the database itself is intact.
+# The next mount, with S3 back, uploads them and the restore equals the local database.
+# (README "Guarantees", unmount.)
+# timeout: 300
+source "$BFS_ROOT/tests/lib/common.sh"
+source "$BFS_ROOT/tests/lib/fs.sh"
+source "$BFS_ROOT/tests/integration/60-repl-lib.bash"
+
+repl_bucket
+B=$TEST_TMP/back M=$TEST_TMP/mnt
+mkdir -p "$B" "$M"
+mount_fs "$B" "$M" -o batch_interval=1,flush_timeout=3
+LOG1=$BFS_FS_LOG
+
+cat >"$TEST_TMP/app.py" <<'EOF'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("pragma journal_mode=wal")
+c.execute("create table if not exists t(id integer primary key, v blob)")
+for i in range(int(sys.argv[2])):
+    c.execute("insert into t(v) values (randomblob(300))")
+c.close()
+EOF
+# keep one connection open for the whole test: the WAL is not deleted at a close, so the
+# commits made during the outage stay in one generation that the next mount must finish
+exec {hold}> >(sqlite3 "$M/app.db" >/dev/null 2>&1)
+echo "pragma journal_mode=wal; select 1;" >&"$hold"
+"$PY" "$TEST_TMP/app.py" "$M/app.db" 50
+repl_wait_synced 60 "$M" app.db
+before=$(sqlite3 "$M/app.db" "select count(*) from t")
+
+swift_stop_proxy
+"$PY" "$TEST_TMP/app.py" "$M/app.db" 40 || fail "the app failed while S3 was down"
+exec {hold}>&-
+sum=$(sha3 "$M/app.db")
+count=$(sqlite3 "$M/app.db" "select count(*) from t")
+((count == before + 40)) || fail "local database has $count rows, want $((before + 40))"
+
+# unmount with S3 down: bounded wait, a clear message, staging kept
+pid=$BFS_FS_PID
+t0=$SECONDS
+fusermount3 -u "$M" || fail "fusermount3 -u failed"
+wait_until 60 bash -c '! kill -0 "$1" 2>/dev/null' _ "$pid"
+note "daemon exited $((SECONDS - t0)) s after the unmount"
+((SECONDS - t0 <= 40)) || fail "the daemon took $((SECONDS - t0)) s to exit with flush_timeout=3"
+grep -E "unmount flush incomplete .*staging kept in" "$LOG1" >&2 ||
+    fail "no 'flush incomplete ... staging kept' line: $(tail -5 "$LOG1")"
+grep -qE "replica: not uploaded db=app\.db " "$LOG1" || fail "no 'not uploaded db=app.db' line"
+[[ -n $(find "$B/.bottomless" -type f -newer "$TEST_TMP/app.py" | head -1) ]] ||
+    fail "nothing kept in the staging directory"
+[[ $(sqlite3 "$B/app.db" "select count(*) from t") == "$count" ]] || fail "backing db lost rows"
+
+# S3 back, mount again: the backlog is uploaded and the restore is exact
+swift_start_proxy
+mount_fs "$B" "$M" -o batch_interval=1
+repl_wait_synced 120 "$M" app.db
+unmount_fs "$M"
+cli -d app.db restore -o "$TEST_TMP/r.db" >/dev/null || fail "restore failed"
+[[ $(sha3 "$TEST_TMP/r.db") == "$sum" ]] || fail "restore differs from the local database"
+[[ $(sqlite3 "$TEST_TMP/r.db" "select count(*) from t") == "$count" ]] || fail "restore lacks rows"
+note "ok: $count rows, $((count - before)) of them committed during the outage"
