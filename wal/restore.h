@@ -74,8 +74,9 @@ void restore_opts_init(struct restore_opts *o);
 int restore_run(struct s3_client *c, const struct restore_opts *opts,
                 struct restore_result *result, struct err *err);
 
-/* Chooses the generation restore_run would restore (newest / by id / by time, tombstone
- * applied). ENOENT when none. */
+/* Chooses the generation restore_run would restore (newest / by id / by time). The tombstone
+ * is NOT applied here: restore_run and the mount's listing check it with layout_read_tombstone
+ * and layout_is_tombstoned. ENOENT when none. */
 int restore_choose_generation(struct s3_client *c, const char *db, const struct gen_id *gen,
                               bool has_time, int64_t time_s, struct gen_id *out,
                               struct err *err);
