@@ -14,7 +14,8 @@ DESTDIR  ?=
 objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
 LIBS = $(BUILD)/libwal.a $(BUILD)/libs3.a $(BUILD)/libcommon.a
 
-.PHONY: all deps unit integration test lint bench demo clean install uninstall torture tools
+.PHONY: all deps unit integration test lint bench demo clean install uninstall torture tools \
+        fuzz fuzz-lf
 all: $(BUILD)/bottomlessfs $(BUILD)/bottomless-cli
 
 $(BUILD)/%.o: %.c
@@ -70,6 +71,22 @@ test:
 torture:
 	@$(MAKE) --no-print-directory SAN=1 all tools
 	@BFS_BIN=$(abspath build/san) BFS_TORTURE=1 bash tests/run-integration.sh torture
+
+# Fuzz targets (tests/fuzz/fuzz_*.c, see tests/fuzz/fuzz.h). $(BUILD)/fuzz/fuzz_X replays files
+# (the kept corpus tests/fuzz/corpus/fuzz_X/, in `make test` via 76-rel-fuzz-torture.sh);
+# build/fuzz-lf/fuzz_X is the libFuzzer build (clang, every lib source instrumented), run for
+# minutes by the same test under `make torture` (BFS_TORTURE=1).
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS = $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/standalone.o $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+build/fuzz-lf/%: tests/fuzz/%.c $(wildcard common/*.c s3/*.c wal/*.c)
+	@mkdir -p $(@D)
+	clang $(CPPFLAGS) -std=c11 -g -O1 -fno-omit-frame-pointer \
+	    -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+fuzz: $(FUZZ_BINS)
+fuzz-lf: $(patsubst tests/fuzz/%.c,build/fuzz-lf/%,$(FUZZ_SRCS))
 
 bench: all tools $(BENCH_BINS)
 	@BFS_BIN=$(abspath build) bash bench/run.sh
