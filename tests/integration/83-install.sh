@@ -39,10 +39,14 @@ bin=$ROOTDIR$PREFIX/bin
 [[ $("$bin/bottomlessfs" --version) =~ ^bottomlessfs\ [0-9]+\.[0-9]+\.[0-9]+ ]] || fail "bottomlessfs --version"
 [[ $("$bin/bottomless-cli" --version) =~ ^bottomless-cli\ [0-9]+\.[0-9]+\.[0-9]+$ ]] ||
     fail "bottomless-cli --version"
-"$bin/bottomlessfs" --help | grep -q 'BACKING_DIR MOUNTPOINT' || fail "bottomlessfs --help"
-"$bin/bottomless-cli" --help | grep -q '^Commands:' || fail "bottomless-cli --help"
+# (output captured first: grep -q closing the pipe early would fail the writer under pipefail)
+out=$("$bin/bottomlessfs" --help) || fail "bottomlessfs --help exited non-zero"
+grep -q 'BACKING_DIR MOUNTPOINT' <<<"$out" || fail "bottomlessfs --help"
+out=$("$bin/bottomless-cli" --help) || fail "bottomless-cli --help exited non-zero"
+grep -q '^Commands:' <<<"$out" || fail "bottomless-cli --help"
 for cmd in ls restore verify rm snapshot; do
-    "$bin/bottomless-cli" "$cmd" --help | grep -qi usage || fail "bottomless-cli $cmd --help"
+    out=$("$bin/bottomless-cli" "$cmd" --help) || fail "bottomless-cli $cmd --help exited non-zero"
+    grep -qi usage <<<"$out" || fail "bottomless-cli $cmd --help"
 done
 rc=0
 "$bin/bottomless-cli" frobnicate >/dev/null 2>&1 || rc=$?
@@ -60,8 +64,9 @@ for page in bottomlessfs bottomless-cli; do
     grep -q BOTTOMLESS_LOG <<<"$text" || fail "man $page: BOTTOMLESS_LOG not documented"
 done
 # MANPATH lookup by name, as a user would
-MANPATH=$ROOTDIR$PREFIX/share/man man -w bottomless-cli | grep -q "$ROOTDIR$PREFIX/share/man/man1/bottomless-cli.1" ||
-    fail "man -w does not find the installed page"
+where=$(MANPATH=$ROOTDIR$PREFIX/share/man man -w bottomless-cli) || fail "man -w failed"
+[[ $where == "$ROOTDIR$PREFIX/share/man/man1/bottomless-cli.1" ]] ||
+    fail "man -w finds '$where', not the installed page"
 
 # the bash completion
 comp=$ROOTDIR$PREFIX/share/bash-completion/completions/bottomless-cli
