@@ -35,8 +35,7 @@ static size_t inode_hash(dev_t dev, ino_t ino)
 
 static bool inode_is_special(const struct inode_table *t, const struct fs_inode *in)
 {
-    return in == &t->root || in == &t->status_dir || in == &t->status_file ||
-           in == &t->stats_file;
+    return in == &t->root || in == &t->status_dir || in == &t->status_file || in == &t->stats_file;
 }
 
 struct inode_table *inode_table_new(int root_fd, const struct stat *root_st)

@@ -3,13 +3,11 @@
  *          (st_dev, st_ino) in a hash table, holding an O_PATH fd and the kernel's lookup count
  *          (raised by every entry reply, lowered by forget). The FUSE node id is the pointer;
  *          the root is FUSE_ROOT_ID and lives as long as the table. Special inodes (the root,
- *          the virtual ".bottomless" directory and its "status" and "stats" files) are never freed; virtual
- *          inodes (bucket-only databases, fd -1) are keyed by their relative path.
- * Owns:    the inodes and their fds; inode_table_new() -> inode_table_free().
- * Threads: all functions are safe from any thread (one mutex inside; never held across I/O).
- *          An inode stays valid while the kernel holds a lookup on it, i.e. during any request
- *          that names it.
- * Errors:  NULL / ENOMEM. */
+ *          the virtual ".bottomless" directory and its "status" and "stats" files) are never freed;
+ * virtual inodes (bucket-only databases, fd -1) are keyed by their relative path. Owns:    the
+ * inodes and their fds; inode_table_new() -> inode_table_free(). Threads: all functions are safe
+ * from any thread (one mutex inside; never held across I/O). An inode stays valid while the kernel
+ * holds a lookup on it, i.e. during any request that names it. Errors:  NULL / ENOMEM. */
 #ifndef BFS_FS_INODE_H
 #define BFS_FS_INODE_H
 
@@ -28,11 +26,11 @@ enum fs_inode_kind {
 
 struct fs_inode {
     enum fs_inode_kind kind;
-    int fd;       /* O_PATH fd (REAL), -1 otherwise; owned */
-    dev_t dev;    /* key (REAL) */
-    ino_t ino;    /* key (REAL) */
-    mode_t type;  /* S_IFMT bits at lookup */
-    char *vpath;  /* VIRTUAL: relative path; owned */
+    int fd;          /* O_PATH fd (REAL), -1 otherwise; owned */
+    dev_t dev;       /* key (REAL) */
+    ino_t ino;       /* key (REAL) */
+    mode_t type;     /* S_IFMT bits at lookup */
+    char *vpath;     /* VIRTUAL: relative path; owned */
     struct stat vst; /* VIRTUAL: attributes from the hook */
     /* Private to inode.c (guarded by the table mutex). */
     uint64_t nlookup;
@@ -60,8 +58,7 @@ fuse_ino_t inode_id(struct inode_table *t, struct fs_inode *in);
  * failure). NULL on ENOMEM. */
 struct fs_inode *inode_get(struct inode_table *t, int fd, const struct stat *st);
 /* Same for a virtual entry keyed by its relative path (copied). */
-struct fs_inode *inode_get_virtual(struct inode_table *t, const char *vpath,
-                                   const struct stat *st);
+struct fs_inode *inode_get_virtual(struct inode_table *t, const char *vpath, const struct stat *st);
 /* Turns a virtual inode into a real one after its file was restored: takes ownership of fd
  * (O_PATH) and enters the inode under (st_dev, st_ino). The node id does not change. */
 void inode_promote(struct inode_table *t, struct fs_inode *in, int fd, const struct stat *st);

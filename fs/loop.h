@@ -24,8 +24,8 @@ struct fs_loop_stats {
     uint64_t by_opcode[FS_LOOP_N_OPCODES]; /* requests received, by FUSE opcode */
     uint64_t other;                        /* opcodes >= FS_LOOP_N_OPCODES (CUSE, future) */
     uint64_t requests;                     /* all requests */
-    uint64_t spin_hits;   /* requests found while spinning (a sleep avoided) */
-    uint64_t sleeps;      /* times the loop blocked in poll(2) (spin mode only) */
+    uint64_t spin_hits;                    /* requests found while spinning (a sleep avoided) */
+    uint64_t sleeps;                       /* times the loop blocked in poll(2) (spin mode only) */
 };
 
 /* spin_us 0: blocking reads, no spin. stats may be NULL (no counting). */

@@ -321,8 +321,8 @@ int fs_do_lookup(struct fs *fs, struct fs_inode *parent, const char *name,
     return 0;
 }
 
-int fs_chown_new(struct fs *fs, fuse_req_t req, struct fs_inode *parent, int fd,
-                 const char *name, mode_t mode)
+int fs_chown_new(struct fs *fs, fuse_req_t req, struct fs_inode *parent, int fd, const char *name,
+                 mode_t mode)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(req);
     struct stat pst;

@@ -387,8 +387,7 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_
     fs_do_create(req, fs, parent, name, mode, fi);
 }
 
-void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                struct fuse_file_info *fi)
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
     struct fs *fs = fs_of(req);
     struct fs_file *f = fs_file_of(fi);
@@ -559,8 +558,7 @@ void fs_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off
     fuse_reply_err(req, rc);
 }
 
-void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
-                 struct fuse_file_info *fi)
+void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
     struct fs_file *f = fs_file_of(fi);
 
