@@ -101,11 +101,16 @@ struct repl_db {
     bool has_parent_hint;     /* parent of the next generation (else: gen, when has_gen) */
     struct gen_id parent_hint;
     bool force_snapshot;
+    /* The next generation's link to its parent is not known to be continuous (no parent,
+     * divergence, lost frames, unclean restart, rename): its snapshot is its only base, so it
+     * may displace a running snapshot that is not (see snap_start). */
+    bool need_base;
     uint32_t committed, staged, uploaded;
     /* Shipped checksum chain after frame `staged` (staged_ck_ok: known). Staging rewrites
      * the frames' salts/checksums from it once a rechained commit was seen (rechain: SQLite
      * 3.40's savepoint bug, decoder.h), so shipped batches always verify on restore. */
     bool staged_ck_ok, rechain;
+    bool chain_broken;        /* unstaged frames were lost: lag until the next snapshot */
     uint32_t staged_ck[2];
     uint32_t *cuts;           /* commit ends to cut batches at (batch_max_frames) */
     size_t n_cuts, cap_cuts;
@@ -125,12 +130,15 @@ struct repl_db {
     uint64_t n_generations, n_snapshots, n_batches;
     /* snapshot bookkeeping (mu): snapshot thread works on it */
     bool snap_running;        /* snap (below) is being read */
-    bool snap_upload;         /* a finished db.<ext> waits for upload */
-    struct gen_id snap_gen;
+    bool snap_upload;         /* finished <gen>/db.<ext> files wait for upload (any gen) */
+    bool snap_essential;      /* the running snapshot is its generation's only base */
+    struct gen_id snap_gen;   /* generation of the running snapshot */
     uint64_t snap_size;
 
-    /* Guarded by snap_mu: the running copy-on-write image. */
+    /* Guarded by snap_mu: the running copy-on-write image; snap_building: the snapshot
+     * thread reads it (then only that thread frees it: others snapshot_cancel and detach). */
     struct snapshot *snap;
+    bool snap_building;
 
     /* Lease on "<db_name>.lease" (see the lease section), guarded by mu. */
     bool lease_held;          /* ours in the bucket; renewed at lease_renew_at_ms */
@@ -272,7 +280,7 @@ static void db_persist(struct repl_db *db)
         db->st.seed2 = db->gh.seed2;
     }
     db->st.uploaded = db->uploaded;
-    db->st.snap_pending = db->snap_running || db->snap_upload;
+    db->st.snap_pending = db->snap_running || db->snap_upload || db->chain_broken;
     st = db->st;
     pthread_mutex_unlock(&db->mu);
     int rc = replstate_save(db->dir, &st, &e);
@@ -302,9 +310,27 @@ static int write_small(const char *path, const void *p, size_t len, struct err *
     return 0;
 }
 
+/* Detaches and drops the running snapshot (snap_mu and mu held): freed here, or cancelled
+ * when the snapshot thread is reading it (it frees it and finds it detached). Its
+ * generation gets no snapshot object: never a db.<ext> of a state other than its start. */
+static void snap_abandon_locked(struct repl_db *db)
+{
+    if (!db->snap)
+        return;
+    if (db->snap_building)
+        snapshot_cancel(db->snap);
+    else
+        snapshot_free(db->snap);
+    db->snap = NULL;
+    db->snap_running = false;
+    db->state_dirty = true;
+}
+
 /* Starts a snapshot of the db file as it is now for generation g. mu NOT held (takes snap_mu
- * then mu). */
-static void snap_start(struct repl_db *db, const struct gen_id *g)
+ * then mu). One runs at a time: a running one is abandoned for an essential one (g's only
+ * base, see need_base) - the newest generation must restore exactly; otherwise g goes
+ * without and the next generation tries again. */
+static void snap_start(struct repl_db *db, const struct gen_id *g, bool essential)
 {
     char cow[REPL_PATH_MAX];
     struct err e = {0};
@@ -314,12 +340,27 @@ static void snap_start(struct repl_db *db, const struct gen_id *g)
     if (stat(db->db_path, &sb) == 0)
         size = (uint64_t)sb.st_size;
     pthread_mutex_lock(&db->snap_mu);
-    if (db->snap != NULL) { /* one at a time: the next generation will try again */
-        pthread_mutex_unlock(&db->snap_mu);
+    if (db->snap != NULL) {
         pthread_mutex_lock(&db->mu);
-        db->force_snapshot = true;
+        if (!essential) {
+            db->force_snapshot = true;
+            pthread_mutex_unlock(&db->mu);
+            pthread_mutex_unlock(&db->snap_mu);
+            return;
+        }
+        char os[GEN_ID_STR_LEN + 1], ns[GEN_ID_STR_LEN + 1];
+        gen_id_format(&db->snap_gen, os);
+        gen_id_format(g, ns);
+        if (db->snap_essential)
+            LOG_ERR("snapshot: abandoned db=%s gen=%s for the newer gen=%s: generation %s "
+                    "has no base and cannot be restored (newer ones can)",
+                    db->name, os, ns, os);
+        else
+            LOG_INFO("snapshot: abandoned db=%s gen=%s for gen=%s (it restores through its "
+                     "parent chain)",
+                     db->name, os, ns);
+        snap_abandon_locked(db);
         pthread_mutex_unlock(&db->mu);
-        return;
     }
     struct snapshot *s = NULL;
     if (gen_path(db, g, "snap.cow", cow, sizeof(cow)) == 0)
@@ -328,14 +369,18 @@ static void snap_start(struct repl_db *db, const struct gen_id *g)
     pthread_mutex_lock(&db->mu);
     if (s) {
         db->snap_running = true;
+        db->snap_essential = essential;
+        db->need_base = false;
         db->snap_gen = *g;
         db->snap_size = size;
         db->st.chain_since_snap = 1;
         db->st.wal_bytes_since_snap = 0;
         db->st.snap_db_size = size;
         db->force_snapshot = false;
+        db->chain_broken = false; /* the snapshot (pending until uploaded) restores the chain */
     } else {
         db->force_snapshot = true;
+        db->need_base |= essential;
         db_set_error(db, &e);
         LOG_WARN("snapshot: cannot start db=%s err=%s", db->name, e.msg);
     }
@@ -372,7 +417,8 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     struct gen_id parent = db->has_parent_hint ? db->parent_hint : db->gen;
     uint32_t max_gens = db->r->conf.snapshot_max_gens;
     uint64_t pct = db->r->conf.snapshot_wal_pct;
-    bool want_snap = !has_parent || db->force_snapshot ||
+    bool essential = !has_parent || db->need_base || db->chain_broken;
+    bool want_snap = essential || db->force_snapshot ||
                      db->st.chain_since_snap + 1 >= max_gens ||
                      db->st.wal_bytes_since_snap * 100 > db->st.snap_db_size * pct;
     pthread_mutex_unlock(&db->mu);
@@ -430,7 +476,7 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     LOG_INFO("replicator: new generation db=%s gen=%s parent=%s snapshot=%s", db->name,
              db->gen_str, has_parent ? ps : "none", want_snap ? "yes" : "no");
     if (want_snap)
-        snap_start(db, &g);
+        snap_start(db, &g, essential);
     return 0;
 }
 
@@ -661,6 +707,42 @@ static bool hdr_matches(const struct hdrinfo *a, const struct hdrinfo *b)
            a->seed1 == b->seed1 && a->seed2 == b->seed2;
 }
 
+/* The -wal of the open generation is gone (restart, truncation, unlink): the generation ends.
+ * mu held. Frames committed but not staged by now (the hot-path gate failed, e.g. ENOSPC on
+ * the staging disk) are lost to the bucket: the generation's chain ends early, so the next
+ * generation must start from a snapshot (taken at its first commit: the db file then holds
+ * everything, SQLite restarts a WAL only after a complete checkpoint). Until that snapshot is
+ * uploaded the database reports a lag (chain_broken), and the flag is persisted (as a pending
+ * snapshot) so a restart keeps the promise. */
+static void gen_close_locked(struct repl_db *db)
+{
+    if (!db->gen_open)
+        return;
+    db->gen_open = false;
+    db->n_cuts = 0;
+    db->state_dirty = true;
+    if (db->committed > db->staged) {
+        uint32_t n = db->committed - db->staged;
+        char cause[200];
+        snprintf(cause, sizeof(cause), "%.150s", db->last_error[0] ? db->last_error : "staging failed");
+        snprintf(db->last_error, sizeof(db->last_error),
+                 "frames %" PRIu32 "-%" PRIu32 " of generation %s were committed but could not "
+                 "be staged before SQLite reused the WAL (%s); the next generation starts with "
+                 "a snapshot",
+                 db->staged + 1, db->committed, db->gen_str, cause);
+        LOG_ERR("replicator: lost unstaged frames db=%s gen=%s frames=%" PRIu32 "-%" PRIu32
+                ": the next generation takes a snapshot",
+                db->name, db->gen_str, db->staged + 1, db->committed);
+        db->lsn_committed -= n < db->lsn_committed - db->lsn_staged ? n
+                                                                     : db->lsn_committed -
+                                                                           db->lsn_staged;
+        db->committed = db->staged;
+        db->pending_since_ms = 0;
+        db->force_snapshot = true;
+        db->chain_broken = true;
+    }
+}
+
 static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err)
 {
     struct repl_db *db = arg;
@@ -671,9 +753,7 @@ static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err
     db->journal_known = true;
     if (db->gen_open && !hdr_matches(&hi, &db->gh)) {
         /* The old WAL is gone: its generation is complete (the gate staged it). */
-        db->gen_open = false;
-        db->n_cuts = 0;
-        db->state_dirty = true;
+        gen_close_locked(db);
     }
     pthread_mutex_unlock(&db->mu);
     return 0;
@@ -685,11 +765,7 @@ static int dec_on_truncate(void *arg, uint64_t size, struct err *err)
     (void)size;
     (void)err;
     pthread_mutex_lock(&db->mu);
-    if (db->gen_open) {
-        db->gen_open = false;
-        db->n_cuts = 0;
-        db->state_dirty = true;
-    }
+    gen_close_locked(db);
     pthread_mutex_unlock(&db->mu);
     return 0;
 }
@@ -1036,9 +1112,11 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
             } else if (strncmp(nm, "db.", 3) == 0) {
                 enum compression c;
                 if (layout_snapshot_parse(nm, &c) == 0) {
-                    *snap_file_out = true;
+                    /* finished (renamed after fsync): the exact image of the generation's
+                     * start; uploaded by the snapshot thread (snap_find_file) */
+                    if (has_cur && gen_id_eq(&gens[i], cur))
+                        *snap_file_out = true;
                     db->snap_upload = true;
-                    db->snap_gen = gens[i];
                     any = true;
                 }
             } else if (l > 4 && strcmp(nm + l - 4, ".seg") == 0) {
@@ -1231,9 +1309,14 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
         LOG_INFO("replicator: resuming db=%s gen=%s uploaded=%" PRIu32 " staged=%" PRIu32,
                  db->name, db->gen_str, db->uploaded, db->staged);
     } else if (have_state && st.has_gen) {
+        /* Not resumed: the next generation restages the current -wal from frame 1 on top of
+         * the db file as it is now. Its link to st.gen is not proven continuous (generations
+         * started after the last state save are unknown here, the snapshot of st.gen may be
+         * lost), so it takes a snapshot of the db file now as its own base. */
         db->has_parent_hint = true;
         db->parent_hint = st.gen;
-        db->force_snapshot = snap_lost;
+        db->force_snapshot = true;
+        db->need_base = true;
         if (snap_lost)
             LOG_WARN("replicator: snapshot of the last run was not finished db=%s: a new "
                      "generation with a snapshot starts",
@@ -1395,11 +1478,7 @@ void repl_wal_unlinked(struct repl_db *db)
     pthread_mutex_lock(&db->mu);
     int fd = db->wal_fd;
     db->wal_fd = -1;
-    if (db->gen_open) {
-        db->gen_open = false;
-        db->n_cuts = 0;
-        db->state_dirty = true;
-    }
+    gen_close_locked(db);
     pthread_mutex_unlock(&db->mu);
     pthread_mutex_unlock(&db->stage_mu);
     if (fd >= 0)
@@ -1477,9 +1556,8 @@ static void db_retire(struct repl_db *db, bool tomb)
 {
     pthread_mutex_lock(&db->stage_mu);
     pthread_mutex_lock(&db->snap_mu);
-    snapshot_free(db->snap);
-    db->snap = NULL;
     pthread_mutex_lock(&db->mu);
+    snap_abandon_locked(db);
     struct item *q = db->q_head;
     db->q_head = db->q_tail = NULL;
     db->gen_open = false;
@@ -1581,6 +1659,7 @@ struct repl_db *repl_db_renamed(struct repl_db *db, const char *new_db_name,
     }
     pthread_mutex_lock(&n->mu);
     n->force_snapshot = true;
+    n->need_base = true;
     if (has_prev && !n->has_gen) {
         n->has_parent_hint = true;
         n->parent_hint = prev;
@@ -2042,6 +2121,7 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     db->has_parent_hint = true;
     db->parent_hint = newest;
     db->force_snapshot = true;
+    db->need_base = true;
     bool open_gen = db->has_gen && db->gen_open;
     struct gen_id cur = db->gen;
     bool own_snap = open_gen && !db->gen_has_dep && gen_id_eq(&db->snap_gen, &cur) &&
@@ -2074,6 +2154,7 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
             db->gen_has_dep = true;
             db->has_parent_hint = false;
             db->force_snapshot = false;
+            db->need_base = false;
         }
         pthread_mutex_unlock(&db->mu);
         free(d);
@@ -2432,6 +2513,43 @@ static int snap_upload(struct repl_db *db, const struct gen_id *g, struct err *e
     return 0; /* nothing to upload (retired) */
 }
 
+/* The oldest generation with a finished <gen>/db.<ext> in staging (false: none). Every such
+ * file is uploaded under its own generation's key, whatever runs now. */
+static bool snap_find_file(struct repl_db *db, struct gen_id *out)
+{
+    DIR *d = opendir(db->dir);
+    bool found = false;
+    if (!d)
+        return false;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct gen_id g;
+        if (strlen(de->d_name) != GEN_ID_STR_LEN ||
+            gen_id_parse(de->d_name, GEN_ID_STR_LEN, &g, NULL) != 0)
+            continue;
+        if (found && gen_id_cmp(&g, out) <= 0)
+            continue; /* not older than the one we have */
+        char gdir[REPL_PATH_MAX];
+        if (gen_path(db, &g, NULL, gdir, sizeof(gdir)) != 0)
+            continue;
+        DIR *gd = opendir(gdir);
+        if (!gd)
+            continue;
+        struct dirent *ge;
+        enum compression c;
+        while ((ge = readdir(gd)) != NULL) {
+            if (strncmp(ge->d_name, "db.", 3) == 0 && layout_snapshot_parse(ge->d_name, &c) == 0) {
+                *out = g;
+                found = true;
+                break;
+            }
+        }
+        closedir(gd);
+    }
+    closedir(d);
+    return found;
+}
+
 static void *snapper_main(void *arg)
 {
     struct replicator *r = arg;
@@ -2446,7 +2564,10 @@ static void *snapper_main(void *arg)
             if (db->snap_running) {
                 pick = db;
                 build = true;
-            } else if (db->snap_upload) {
+            } else if (db->snap_upload &&
+                       !(db->q_head && db->q_head->kind == ITEM_VERIFY)) {
+                /* Not before the bucket check (and lease) of the db: a snapshot key of ours
+                 * in the bucket would look like a newer writer's generation. */
                 if (db->retry_at_ms <= now)
                     pick = db;
                 else if (db->retry_at_ms < next)
@@ -2462,41 +2583,64 @@ static void *snapper_main(void *arg)
         }
         pthread_mutex_unlock(&r->mu);
         struct err e = {0};
-        pthread_mutex_lock(&pick->mu);
-        struct gen_id g = pick->snap_gen;
-        pthread_mutex_unlock(&pick->mu);
+        struct gen_id g;
         if (build) {
+            /* The image and its generation, read together (snap_mu -> mu): a snapshot
+             * started meanwhile must never be written under the older generation's name. */
             pthread_mutex_lock(&pick->snap_mu);
+            pthread_mutex_lock(&pick->mu);
             struct snapshot *s = pick->snap;
+            g = pick->snap_gen;
+            bool essential = pick->snap_essential;
+            pthread_mutex_unlock(&pick->mu);
+            pick->snap_building = s != NULL;
             pthread_mutex_unlock(&pick->snap_mu);
             uint32_t counter = 0;
-            /* s stays valid: only this thread and db_retire (which clears snap_running
-             * first under snap_mu) free it; a retire while building is caught below. */
+            /* s stays valid: while snap_building, others only cancel and detach it. */
             int rc = s ? snap_build(pick, s, &g, &counter, &e) : ECANCELED;
             pthread_mutex_lock(&pick->snap_mu);
-            if (pick->snap == s) {
-                snapshot_free(s);
+            bool mine = s != NULL && pick->snap == s;
+            pick->snap_building = false;
+            snapshot_free(s);
+            if (mine)
                 pick->snap = NULL;
-            }
-            pthread_mutex_unlock(&pick->snap_mu);
             pthread_mutex_lock(&pick->mu);
-            pick->snap_running = false;
             if (rc == 0) {
-                pick->snap_upload = true;
-            } else if (rc != ECANCELED) {
-                pick->force_snapshot = true;
-                db_set_error(pick, &e);
+                pick->snap_upload = true; /* complete before any cancel: exact */
+            }
+            if (mine) {
+                pick->snap_running = false;
+                if (rc != 0 && rc != ECANCELED) {
+                    /* The image of the generation's start is gone: the generation has no
+                     * snapshot. Report a lag (chain_broken) until the next generation's
+                     * snapshot is taken; an essential one leaves the chain without a base. */
+                    pick->force_snapshot = true;
+                    pick->chain_broken = true;
+                    pick->need_base |= essential;
+                    db_set_error(pick, &e);
+                }
+            } else {
+                rc = rc ? ECANCELED : 0; /* abandoned or retired: nothing to report */
             }
             pick->state_dirty = true;
             pthread_mutex_unlock(&pick->mu);
-            if (rc && rc != ECANCELED)
+            pthread_mutex_unlock(&pick->snap_mu);
+            if (rc && rc != ECANCELED) {
+                char gs[GEN_ID_STR_LEN + 1];
+                gen_id_format(&g, gs);
                 LOG_ERR("snapshot: failed db=%s gen=%s err=%s (the next generation takes one)",
-                        pick->name, pick->gen_str, e.msg);
+                        pick->name, gs, e.msg);
+            }
+        } else if (!snap_find_file(pick, &g)) {
+            pthread_mutex_lock(&pick->mu);
+            pick->snap_upload = false;
+            pick->state_dirty = true;
+            pthread_cond_broadcast(&pick->cv);
+            pthread_mutex_unlock(&pick->mu);
         } else {
             int rc = snap_upload(pick, &g, &e);
             pthread_mutex_lock(&pick->mu);
             if (rc == 0) {
-                pick->snap_upload = false;
                 pick->n_snapshots++;
                 pick->state_dirty = true;
                 pthread_cond_broadcast(&pick->cv);
@@ -2528,7 +2672,7 @@ static bool db_drained(struct repl_db *db, uint64_t target)
     /* mu held */
     bool only_verify = db->q_head == NULL;
     return only_verify && db->lsn_uploaded >= target && !db->snap_running && !db->snap_upload &&
-           !(db->gen_open && db->committed > db->staged);
+           !db->chain_broken && !(db->gen_open && db->committed > db->staged);
 }
 
 int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
@@ -2597,7 +2741,7 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
         (oldest == 0 || db->pending_since_ms < oldest))
         oldest = db->pending_since_ms;
     bool pending = oldest > 0 || (db->gen_open && db->committed > db->staged) ||
-                   db->lsn_uploaded < db->lsn_committed;
+                   db->lsn_uploaded < db->lsn_committed || db->chain_broken;
     if (pending) {
         int64_t base = oldest ? oldest : db->last_commit_ms;
         int64_t lag = now_ms() - base;

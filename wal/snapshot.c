@@ -114,6 +114,10 @@ int snapshot_read(struct snapshot *s, uint8_t *buf, size_t cap, size_t *n_out, s
     if (cap == 0)
         return ERR(err, EINVAL, "snapshot: read buffer below %u bytes", SNAPSHOT_UNIT);
     pthread_mutex_lock(&s->mu);
+    if (s->broken == ECANCELED) {
+        rc = ERR(err, ECANCELED, "snapshot: cancelled (abandoned by its owner)");
+        goto out;
+    }
     if (s->broken) {
         rc = ERR(err, EIO, "snapshot: copy-on-write failed earlier (%s)", errno_name(s->broken));
         goto out;
@@ -168,6 +172,15 @@ uint64_t snapshot_cow_units(struct snapshot *s)
     uint64_t n = s->n_saved;
     pthread_mutex_unlock(&s->mu);
     return n;
+}
+
+void snapshot_cancel(struct snapshot *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->broken = ECANCELED;
+    pthread_mutex_unlock(&s->mu);
 }
 
 void snapshot_free(struct snapshot *s)

@@ -10,7 +10,10 @@
  * Threads: snapshot_cow and snapshot_read may run concurrently (internal mutex held only for
  *          the copy of the units concerned / of one chunk).
  * Errors:  0 or a positive errno with *err. A failed copy-on-write marks the snapshot broken
- *          (snapshot_read then fails with EIO): the image is never silently wrong. */
+ *          (snapshot_read then fails with EIO): the image is never silently wrong.
+ *          snapshot_cancel() does the same on purpose (the owner stops protecting the image,
+ *          e.g. it abandons it for a newer one): every later snapshot_read fails with
+ *          ECANCELED, so an image read after the cancel can never be completed. */
 #ifndef BFS_WAL_SNAPSHOT_H
 #define BFS_WAL_SNAPSHOT_H
 
@@ -33,6 +36,8 @@ int snapshot_read(struct snapshot *s, uint8_t *buf, size_t cap, size_t *n_out, s
 uint64_t snapshot_size(const struct snapshot *s);
 uint64_t snapshot_pos(struct snapshot *s);
 uint64_t snapshot_cow_units(struct snapshot *s); /* units saved so far (stats, tests) */
+/* Thread-safe; snapshot_cow becomes a no-op. The reader still owns s (frees it). */
+void snapshot_cancel(struct snapshot *s);
 void snapshot_free(struct snapshot *s);         /* NULL is a no-op */
 
 #endif
