@@ -747,15 +747,6 @@ Test(replicator, interrupted_snapshot_after_restart_restores_exactly, .timeout =
 
     fx_start(&f, 100, 10000, false);
     cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
-    struct gen_id *ids = NULL;
-    size_t n = 0;
-    cr_assert_eq(layout_list_generations(f.s3, "app.db", &ids, &n, &e), 0, "%s", e.msg);
-    cr_assert_eq(n, 5u, "generations %zu (want A1 A2 B1 B2 and the restarted one)", n);
-    /* newest first: R, B2, B1, A2, A1 */
-    cr_expect(gen_has_snapshot(&f, &ids[0]), "the restarted generation has no snapshot");
-    cr_expect(!gen_has_snapshot(&f, &ids[2]), "B1's interrupted snapshot was uploaded");
-    cr_expect(gen_has_snapshot(&f, &ids[3]) && gen_has_snapshot(&f, &ids[4]));
-
     long n_src = 0, n_got = 0;
     uint64_t h_src = 0, h_got = 0;
     struct restore_result res;
@@ -764,6 +755,14 @@ Test(replicator, interrupted_snapshot_after_restart_restores_exactly, .timeout =
     restore_gen_digest(&f, NULL, &n_got, &h_got, &res); /* newest */
     cr_expect_eq(n_got, n_src, "newest: rows %ld of %ld", n_got, n_src);
     cr_expect_eq(h_got, h_src, "newest: content differs from the source");
+    struct gen_id *ids = NULL;
+    size_t n = 0;
+    cr_assert_eq(layout_list_generations(f.s3, "app.db", &ids, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(n, 5u, "generations %zu (want A1 A2 B1 B2 and the restarted one)", n);
+    /* newest first: R, B2, B1, A2, A1 */
+    cr_expect(gen_has_snapshot(&f, &ids[0]), "the restarted generation has no snapshot");
+    cr_expect(!gen_has_snapshot(&f, &ids[2]), "B1's interrupted snapshot was uploaded");
+    cr_expect(gen_has_snapshot(&f, &ids[3]) && gen_has_snapshot(&f, &ids[4]));
     cr_expect(res.has_snapshot && gen_id_eq(&res.snapshot_gen, &ids[0]));
     /* B1 and B2 have no snapshot: A2's + the batches of A2, B1 (B2's frames were not staged
      * before the crash: they went to the restarted generation, B2 ends where B1 does). */
