@@ -280,7 +280,8 @@ static void db_persist(struct repl_db *db)
         db->st.seed2 = db->gh.seed2;
     }
     db->st.uploaded = db->uploaded;
-    db->st.snap_pending = db->snap_running || db->snap_upload || db->chain_broken;
+    db->st.snap_pending = db->snap_running || db->snap_upload || db->chain_broken ||
+                          db->need_base;
     st = db->st;
     pthread_mutex_unlock(&db->mu);
     int rc = replstate_save(db->dir, &st, &e);
@@ -323,6 +324,7 @@ static void snap_abandon_locked(struct repl_db *db)
         snapshot_free(db->snap);
     db->snap = NULL;
     db->snap_running = false;
+    memset(&db->snap_gen, 0, sizeof(db->snap_gen)); /* no snapshot of it will exist */
     db->state_dirty = true;
 }
 
@@ -2617,6 +2619,7 @@ static void *snapper_main(void *arg)
                     pick->force_snapshot = true;
                     pick->chain_broken = true;
                     pick->need_base |= essential;
+                    memset(&pick->snap_gen, 0, sizeof(pick->snap_gen));
                     db_set_error(pick, &e);
                 }
             } else {
