@@ -7,7 +7,7 @@
 #     a .meta with the wrong page size, an empty snapshot: a clear error or a partial restore
 #     to the last consistent transaction (never a wrong database: integrity_check ok and the
 #     content equals one of the committed states);
-#   - a chain of N generations (.dep to .dep ... to the one with the data; N = 300, 10,000
+#   - a chain of N generations (.dep to .dep ... to the one with the data; N = 150, 10,000
 #     with BFS_TORTURE=1): restore ends with the data or a clear error, no crash, no hang;
 #   - object keys "../x-<gen>/...", "a/../../b-<gen>/...", escaped "..%2F..%2Fevil.db",
 #     "%2Fabs.db", names with control characters (tab, newline, DEL, U+202E: Swift's XML
@@ -18,7 +18,7 @@ source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"
 
-N_GENS=$([[ ${BFS_TORTURE:-0} == 1 ]] && echo 10000 || echo 300)
+N_GENS=$([[ ${BFS_TORTURE:-0} == 1 ]] && echo 10000 || echo 150)
 MK=$BFS_BIN/tools/mkbucket
 W=$TEST_TMP/work
 mkdir -p "$W"
