@@ -62,9 +62,9 @@ struct item {
     uint32_t first, last; /* ITEM_SEG */
     uint64_t ts;
     uint64_t bytes;
-    uint64_t lsn_end;     /* db lsn after the last frame (0: from a previous run) */
-    int64_t commit_ms;    /* oldest commit in the batch */
-    bool has_expect;      /* ITEM_VERIFY: the generation we expect to be the bucket's newest */
+    uint64_t lsn_end;  /* db lsn after the last frame (0: from a previous run) */
+    int64_t commit_ms; /* oldest commit in the batch */
+    bool has_expect;   /* ITEM_VERIFY: the generation we expect to be the bucket's newest */
     struct gen_id expect;
 };
 
@@ -76,11 +76,11 @@ struct hdrinfo {
 struct repl_db {
     struct repl_db *next; /* r->dbs, r->mu */
     struct replicator *r;
-    int refs;             /* r->mu */
-    bool retired;         /* r->mu: unlinked / renamed away */
-    bool busy;            /* r->mu: an uploader works on the queue head */
-    int64_t retry_at_ms;  /* r->mu */
-    unsigned backoff_ms;  /* r->mu */
+    int refs;            /* r->mu */
+    bool retired;        /* r->mu: unlinked / renamed away */
+    bool busy;           /* r->mu: an uploader works on the queue head */
+    int64_t retry_at_ms; /* r->mu */
+    unsigned backoff_ms; /* r->mu */
 
     char *name, *db_path, *wal_path, *dir;
 
@@ -94,11 +94,11 @@ struct repl_db {
 
     /* Guarded by mu. */
     bool has_gen, gen_open;
-    bool gen_has_dep;         /* gen's .dep was written */
+    bool gen_has_dep; /* gen's .dep was written */
     struct gen_id gen;
     char gen_str[GEN_ID_STR_LEN + 1];
-    struct hdrinfo gh;        /* header of gen */
-    bool has_parent_hint;     /* parent of the next generation (else: gen, when has_gen) */
+    struct hdrinfo gh;    /* header of gen */
+    bool has_parent_hint; /* parent of the next generation (else: gen, when has_gen) */
     struct gen_id parent_hint;
     bool force_snapshot;
     /* The next generation's link to its parent is not known to be continuous (no parent,
@@ -110,9 +110,9 @@ struct repl_db {
      * the frames' salts/checksums from it once a rechained commit was seen (rechain: SQLite
      * 3.40's savepoint bug, decoder.h), so shipped batches always verify on restore. */
     bool staged_ck_ok, rechain;
-    bool chain_broken;        /* unstaged frames were lost: lag until the next snapshot */
+    bool chain_broken; /* unstaged frames were lost: lag until the next snapshot */
     uint32_t staged_ck[2];
-    uint32_t *cuts;           /* commit ends to cut batches at (batch_max_frames) */
+    uint32_t *cuts; /* commit ends to cut batches at (batch_max_frames) */
     size_t n_cuts, cap_cuts;
     int64_t pending_since_ms; /* oldest unstaged commit, 0 = none */
     bool urgent;              /* cut now (flush, durable fsync) */
@@ -121,18 +121,18 @@ struct repl_db {
     uint64_t staged_bytes;
     bool outage;
     char last_error[512];
-    struct replstate st;      /* persisted fields mirror; snapshot bookkeeping lives here */
+    struct replstate st; /* persisted fields mirror; snapshot bookkeeping lives here */
     bool state_dirty;
-    bool journal_wal;         /* header bytes 18..19 == 2 or a WAL seen */
+    bool journal_wal; /* header bytes 18..19 == 2 or a WAL seen */
     bool journal_known;
     bool journal_warned;
     int64_t last_commit_ms, last_upload_ms;
     uint64_t n_generations, n_snapshots, n_batches;
     /* snapshot bookkeeping (mu): snapshot thread works on it */
-    bool snap_running;        /* snap (below) is being read */
-    bool snap_upload;         /* finished <gen>/db.<ext> files wait for upload (any gen) */
-    bool snap_essential;      /* the running snapshot is its generation's only base */
-    struct gen_id snap_gen;   /* generation of the running snapshot */
+    bool snap_running;      /* snap (below) is being read */
+    bool snap_upload;       /* finished <gen>/db.<ext> files wait for upload (any gen) */
+    bool snap_essential;    /* the running snapshot is its generation's only base */
+    struct gen_id snap_gen; /* generation of the running snapshot */
     uint64_t snap_size;
 
     /* Guarded by snap_mu: the running copy-on-write image; snap_building: the snapshot
@@ -141,10 +141,10 @@ struct repl_db {
     bool snap_building;
 
     /* Lease on "<db_name>.lease" (see the lease section), guarded by mu. */
-    bool lease_held;          /* ours in the bucket; renewed at lease_renew_at_ms */
-    bool lease_blocked;       /* another writer holds it: nothing of this db is uploaded */
+    bool lease_held;    /* ours in the bucket; renewed at lease_renew_at_ms */
+    bool lease_blocked; /* another writer holds it: nothing of this db is uploaded */
     int64_t lease_renew_at_ms;
-    char lease_holder[256];   /* who holds it when blocked */
+    char lease_holder[256]; /* who holds it when blocked */
 };
 
 struct replicator {
@@ -280,8 +280,7 @@ static void db_persist(struct repl_db *db)
         db->st.seed2 = db->gh.seed2;
     }
     db->st.uploaded = db->uploaded;
-    db->st.snap_pending = db->snap_running || db->snap_upload || db->chain_broken ||
-                          db->need_base;
+    db->st.snap_pending = db->snap_running || db->snap_upload || db->chain_broken || db->need_base;
     st = db->st;
     pthread_mutex_unlock(&db->mu);
     int rc = replstate_save(db->dir, &st, &e);
@@ -420,8 +419,7 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     uint32_t max_gens = db->r->conf.snapshot_max_gens;
     uint64_t pct = db->r->conf.snapshot_wal_pct;
     bool essential = !has_parent || db->need_base || db->chain_broken;
-    bool want_snap = essential || db->force_snapshot ||
-                     db->st.chain_since_snap + 1 >= max_gens ||
+    bool want_snap = essential || db->force_snapshot || db->st.chain_since_snap + 1 >= max_gens ||
                      db->st.wal_bytes_since_snap * 100 > db->st.snap_db_size * pct;
     pthread_mutex_unlock(&db->mu);
 
@@ -475,8 +473,8 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     if (has_parent)
         gen_id_format(&parent, ps);
     pthread_mutex_unlock(&db->mu);
-    LOG_INFO("replicator: new generation db=%s gen=%s parent=%s snapshot=%s", db->name,
-             db->gen_str, has_parent ? ps : "none", want_snap ? "yes" : "no");
+    LOG_INFO("replicator: new generation db=%s gen=%s parent=%s snapshot=%s", db->name, db->gen_str,
+             has_parent ? ps : "none", want_snap ? "yes" : "no");
     if (want_snap)
         snap_start(db, &g, essential);
     return 0;
@@ -580,8 +578,8 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
         if (rc == 0 && got < want)
             rc = EIO;
         if (rc) {
-            ERR(err, rc, "replicator: read -wal frames %" PRIu32 "-%" PRIu32 " db=%s: %s", from,
-                to, db->name, rc == EIO ? "file shorter than committed frames" : errno_name(rc));
+            ERR(err, rc, "replicator: read -wal frames %" PRIu32 "-%" PRIu32 " db=%s: %s", from, to,
+                db->name, rc == EIO ? "file shorter than committed frames" : errno_name(rc));
             goto out;
         }
         size_t n_frames = (size_t)(want / fsize);
@@ -726,7 +724,8 @@ static void gen_close_locked(struct repl_db *db)
     if (db->committed > db->staged) {
         uint32_t n = db->committed - db->staged;
         char cause[200];
-        snprintf(cause, sizeof(cause), "%.150s", db->last_error[0] ? db->last_error : "staging failed");
+        snprintf(cause, sizeof(cause), "%.150s",
+                 db->last_error[0] ? db->last_error : "staging failed");
         snprintf(db->last_error, sizeof(db->last_error),
                  "frames %" PRIu32 "-%" PRIu32 " of generation %s were committed but could not "
                  "be staged before SQLite reused the WAL (%s); the next generation starts with "
@@ -735,9 +734,8 @@ static void gen_close_locked(struct repl_db *db)
         LOG_ERR("replicator: lost unstaged frames db=%s gen=%s frames=%" PRIu32 "-%" PRIu32
                 ": the next generation takes a snapshot",
                 db->name, db->gen_str, db->staged + 1, db->committed);
-        db->lsn_committed -= n < db->lsn_committed - db->lsn_staged ? n
-                                                                     : db->lsn_committed -
-                                                                           db->lsn_staged;
+        db->lsn_committed -=
+            n < db->lsn_committed - db->lsn_staged ? n : db->lsn_committed - db->lsn_staged;
         db->committed = db->staged;
         db->pending_since_ms = 0;
         db->force_snapshot = true;
@@ -811,8 +809,7 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
     if (c->rechained && !db->rechain) {
         db->rechain = true;
         LOG_WARN("replicator: SQLite left a commit with a broken checksum chain (savepoint "
-                 "rollback bug) db=%s frames=%" PRIu32 "-%" PRIu32
-                 ": shipping rechained frames",
+                 "rollback bug) db=%s frames=%" PRIu32 "-%" PRIu32 ": shipping rechained frames",
                  db->name, c->first, c->last);
     }
     if (c->last <= db->staged) { /* resumed: already staged in a previous run */
@@ -912,8 +909,7 @@ struct replicator *repl_new(const struct repl_conf *conf, struct s3_client *s3, 
     pthread_cond_init(&r->work_cv, NULL);
     pthread_cond_init(&r->stage_cv, NULL);
     pthread_cond_init(&r->snap_cv, NULL);
-    if (!r->staging_dir ||
-        fileio_mkdir_p(r->staging_dir, REPL_STATE_DIR_MODE, err) != 0) {
+    if (!r->staging_dir || fileio_mkdir_p(r->staging_dir, REPL_STATE_DIR_MODE, err) != 0) {
         if (!r->staging_dir)
             ERR(err, ENOMEM, "replicator: out of memory");
         repl_free(r);
@@ -1269,8 +1265,8 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
     db->st = st;
     uint32_t max_seg = 0;
     bool snap_file = false;
-    if ((rc = db_rebuild_queue(db, &st.gen, have_state && st.has_gen, &max_seg, &snap_file,
-                               err)) != 0)
+    if ((rc = db_rebuild_queue(db, &st.gen, have_state && st.has_gen, &max_seg, &snap_file, err)) !=
+        0)
         return rc;
 
     /* The -wal as it is now. */
@@ -1289,13 +1285,13 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
             wal_header_parse(h, &hd, NULL) == 0) {
             wal_hdr = true;
             wh = (struct hdrinfo){hd.page_size, hd.salt1,  hd.salt2,
-                                  hd.cksum1,     hd.cksum2, hd.big_endian};
+                                  hd.cksum1,    hd.cksum2, hd.big_endian};
         }
     }
     struct hdrinfo sh = {st.page_size, st.salt1, st.salt2, st.seed1, st.seed2, wh.big_endian};
     bool snap_lost = st.snap_pending && !snap_file;
-    bool resume = have_state && st.has_gen && st.gen_open && wal_hdr && hdr_matches(&wh, &sh) &&
-                  !snap_lost;
+    bool resume =
+        have_state && st.has_gen && st.gen_open && wal_hdr && hdr_matches(&wh, &sh) && !snap_lost;
     if (resume) {
         db->has_gen = true;
         db->gen_open = true;
@@ -1308,8 +1304,8 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
         db->staged_ck[0] = sh.seed1;
         db->staged_ck[1] = sh.seed2;
         db->staged_ck_ok = db->staged == 0; /* else learnt from the scan (dec_on_commit) */
-        LOG_INFO("replicator: resuming db=%s gen=%s uploaded=%" PRIu32 " staged=%" PRIu32,
-                 db->name, db->gen_str, db->uploaded, db->staged);
+        LOG_INFO("replicator: resuming db=%s gen=%s uploaded=%" PRIu32 " staged=%" PRIu32, db->name,
+                 db->gen_str, db->uploaded, db->staged);
     } else if (have_state && st.has_gen) {
         /* Not resumed: the next generation restages the current -wal from frame 1 on top of
          * the db file as it is now. Its link to st.gen is not proven continuous (generations
@@ -1339,8 +1335,7 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
         rc = wal_decoder_scan(db->dec, wal_size, &se);
         if (rc) {
             db_set_error(db, &se);
-            LOG_WARN("replicator: scanning %s failed db=%s err=%s", db->wal_path, db->name,
-                     se.msg);
+            LOG_WARN("replicator: scanning %s failed db=%s err=%s", db->wal_path, db->name, se.msg);
         }
     }
     db_detect_journal(db);
@@ -1626,8 +1621,7 @@ void repl_db_unlinked(struct repl_db *db)
 }
 
 struct repl_db *repl_db_renamed(struct repl_db *db, const char *new_db_name,
-                                const char *new_db_path, const char *new_wal_path,
-                                struct err *err)
+                                const char *new_db_path, const char *new_wal_path, struct err *err)
 {
     struct replicator *r = db->r;
     repl_db_unlinked(db);
@@ -1902,9 +1896,9 @@ static int lease_write(struct repl_db *db, struct buf *body, struct err *err)
     if (lease_key(db->name, key) != 0)
         return ERR(err, ENAMETOOLONG, "lease: key too long db=%s", db->name);
     buf_reset(body);
-    int rc = buf_appendf(body, "%s\nowner %s\nexpires_ms %" PRId64 "\nholder %s\n",
-                         REPL_LEASE_MAGIC, db->r->owner_id, now_ms() + (int64_t)ttl,
-                         db->r->owner_desc);
+    int rc =
+        buf_appendf(body, "%s\nowner %s\nexpires_ms %" PRId64 "\nholder %s\n", REPL_LEASE_MAGIC,
+                    db->r->owner_id, now_ms() + (int64_t)ttl, db->r->owner_desc);
     if (rc)
         return ERR(err, rc, "lease: out of memory");
     return s3_put_object(db->r->s3, key, body->data, body->len, err);
@@ -2025,8 +2019,7 @@ static void lease_release(struct repl_db *db)
         s3_delete_object(db->r->s3, key, &e) == 0)
         LOG_DEBUG("lease: released db=%s", db->name);
     else if (e.code)
-        LOG_WARN("lease: could not release db=%s err=%s (it expires by itself)", db->name,
-                 e.msg);
+        LOG_WARN("lease: could not release db=%s err=%s (it expires by itself)", db->name, e.msg);
     buf_free(&raw);
 }
 
@@ -2566,8 +2559,7 @@ static void *snapper_main(void *arg)
             if (db->snap_running) {
                 pick = db;
                 build = true;
-            } else if (db->snap_upload &&
-                       !(db->q_head && db->q_head->kind == ITEM_VERIFY)) {
+            } else if (db->snap_upload && !(db->q_head && db->q_head->kind == ITEM_VERIFY)) {
                 /* Not before the bucket check (and lease) of the db: a snapshot key of ours
                  * in the bucket would look like a newer writer's generation. */
                 if (db->retry_at_ms <= now)

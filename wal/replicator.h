@@ -64,18 +64,18 @@
 #define REPL_STATE_DIR_MODE 0700
 
 struct repl_conf {
-    const char *staging_dir;    /* required: e.g. BACKING_DIR/.bottomless (created, 0700) */
-    uint32_t batch_interval_ms; /* cut a batch at most this long after its first commit */
-    uint32_t batch_max_frames;  /* ...or when this many frames are pending */
+    const char *staging_dir;      /* required: e.g. BACKING_DIR/.bottomless (created, 0700) */
+    uint32_t batch_interval_ms;   /* cut a batch at most this long after its first commit */
+    uint32_t batch_max_frames;    /* ...or when this many frames are pending */
     enum compression compression; /* batches and snapshots (COMP_ZSTD default) */
-    int compression_level;      /* 0 = library default */
-    bool durable;               /* repl_wal_fsync waits until S3 has every earlier commit */
-    uint32_t durable_timeout_ms; /* ...then EIO */
-    uint32_t snapshot_max_gens; /* snapshot when the chain since the last one reaches this */
-    uint32_t snapshot_wal_pct;  /* ...or WAL bytes shipped since it exceed this % of db size */
-    unsigned n_uploaders;       /* upload threads */
-    uint32_t lease_ttl_ms;      /* writer lease "<db_name>.lease" (min 3000; renewed every
-                                   third of it; see "lease" in replicator.c) */
+    int compression_level;        /* 0 = library default */
+    bool durable;                 /* repl_wal_fsync waits until S3 has every earlier commit */
+    uint32_t durable_timeout_ms;  /* ...then EIO */
+    uint32_t snapshot_max_gens;   /* snapshot when the chain since the last one reaches this */
+    uint32_t snapshot_wal_pct;    /* ...or WAL bytes shipped since it exceed this % of db size */
+    unsigned n_uploaders;         /* upload threads */
+    uint32_t lease_ttl_ms;        /* writer lease "<db_name>.lease" (min 3000; renewed every
+                                     third of it; see "lease" in replicator.c) */
 };
 /* Defaults above; staging_dir NULL. */
 void repl_conf_init(struct repl_conf *c);
@@ -145,31 +145,30 @@ void repl_db_unlinked(struct repl_db *db);
  * the current -wal restaged from frame 1); the old name gets a tombstone. Consumes db's
  * reference. NULL with *err on failure (then db is still consumed and tombstoned). */
 struct repl_db *repl_db_renamed(struct repl_db *db, const char *new_db_name,
-                                const char *new_db_path, const char *new_wal_path,
-                                struct err *err);
+                                const char *new_db_path, const char *new_wal_path, struct err *err);
 
 /* ---- status ---- */
 #define REPL_NAME_MAX 1024
 struct repl_db_status {
     char db_name[REPL_NAME_MAX];
-    char generation[40];         /* "" before the first generation */
-    const char *journal_mode;    /* "wal", "delete" (any rollback journal mode), "unknown" */
-    bool is_protected;           /* false: rollback-journal mode, not replicated */
+    char generation[40];           /* "" before the first generation */
+    const char *journal_mode;      /* "wal", "delete" (any rollback journal mode), "unknown" */
+    bool is_protected;             /* false: rollback-journal mode, not replicated */
     uint32_t last_committed_frame; /* in the current generation */
     uint32_t last_uploaded_frame;  /* in the current generation */
-    int64_t last_commit_ms;      /* unix ms of the last commit seen (0 = none) */
-    int64_t last_upload_ms;      /* unix ms of the last successful batch PUT (0 = none) */
-    double lag_s;                /* 0 when everything committed is in S3, else now - oldest
-                                    commit not yet in S3 */
-    uint64_t staged_bytes;       /* segment bytes on local disk not yet uploaded */
-    uint64_t n_generations;      /* generations started by this process */
-    uint64_t n_snapshots;        /* snapshots uploaded by this process */
-    uint64_t n_batches;          /* batches uploaded by this process */
+    int64_t last_commit_ms;        /* unix ms of the last commit seen (0 = none) */
+    int64_t last_upload_ms;        /* unix ms of the last successful batch PUT (0 = none) */
+    double lag_s;                  /* 0 when everything committed is in S3, else now - oldest
+                                      commit not yet in S3 */
+    uint64_t staged_bytes;         /* segment bytes on local disk not yet uploaded */
+    uint64_t n_generations;        /* generations started by this process */
+    uint64_t n_snapshots;          /* snapshots uploaded by this process */
+    uint64_t n_batches;            /* batches uploaded by this process */
     bool snapshot_pending;
-    bool s3_outage;              /* uploads currently failing */
-    bool lease_blocked;          /* another writer holds the db's lease: nothing uploaded */
-    char lease_holder[256];      /* ...its description (id, host, pid, staging dir) */
-    char last_error[512];        /* "" when the last attempt succeeded */
+    bool s3_outage;         /* uploads currently failing */
+    bool lease_blocked;     /* another writer holds the db's lease: nothing uploaded */
+    char lease_holder[256]; /* ...its description (id, host, pid, staging dir) */
+    char last_error[512];   /* "" when the last attempt succeeded */
 };
 typedef void repl_status_fn(void *arg, const struct repl_db_status *st);
 /* Calls fn once per database (under no replicator lock held across fn... see .c). */
