@@ -10,6 +10,7 @@ source "$BFS_ROOT/tests/lib/fs.sh"
 
 MS=100
 lines_at_least() { [[ -e $1 ]] && (($(wc -l <"$1") >= $2)); }
+stop_quietly() { kill "$1" 2>/dev/null || true; }
 MARGIN_MS=900 # flusher pass + scheduling delay under the parallel test load
 
 run_case() { # run_case NORMAL|FULL
@@ -39,7 +40,7 @@ except Exception:
     pass
 PYEOF
     local app=$!
-    on_exit kill "$app"
+    on_exit stop_quietly "$app"
     wait_until 30 lines_at_least "$log" 1500
     local t_kill
     t_kill=$(/usr/bin/python3 -c 'import time; print(f"{time.monotonic():.6f}")')
