@@ -123,6 +123,13 @@ bool replica_wal_owner(const char *path, char *out, size_t cap)
 void replica_bucket_error(int rc, const char *bucket, const char *endpoint, const char *detail,
                           char *out, size_t cap)
 {
+    if (rc == EACCES && strstr(detail, "RequestTimeTooSkewed") != NULL) {
+        snprintf(out, cap,
+                 "S3 at %s refused the request because this machine's clock is off by more "
+                 "than 15 minutes (%s); fix: set the system time (e.g. timedatectl set-ntp true)",
+                 endpoint, detail);
+        return;
+    }
     switch (rc) {
     case EACCES:
         snprintf(out, cap,

@@ -432,7 +432,12 @@ static enum verdict judge_status(struct call *k, struct attempt *a, struct err *
     const char *code = xe.code[0] ? xe.code : status_text(a->status);
     int e = status_errno(a->status, xe.code);
     k->resp->status = a->status;
-    if (xe.message[0])
+    if (strcmp(code, "RequestTimeTooSkewed") == 0)
+        ERR(err, e,
+            "%s %s: %ld %s: this machine's clock differs from the S3 server's by more than the "
+            "15 minutes S3 allows; fix the system time (e.g. timedatectl set-ntp true)",
+            r->op, k->name, a->status, code);
+    else if (xe.message[0])
         ERR(err, e, "%s %s: %ld %s (%s)", r->op, k->name, a->status, code, xe.message);
     else
         ERR(err, e, "%s %s: %ld %s", r->op, k->name, a->status, code);
