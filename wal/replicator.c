@@ -120,6 +120,8 @@ struct repl_db {
     struct item *q_head, *q_tail;
     uint64_t staged_bytes;
     bool outage;
+    int64_t outage_since_ms; /* first failure of the current outage */
+    unsigned outage_retries; /* failed retries in it (after its first failure) */
     char last_error[512];
     struct replstate st; /* persisted fields mirror; snapshot bookkeeping lives here */
     bool state_dirty;
@@ -660,8 +662,9 @@ out:
     return rc;
 }
 
-/* Stages everything committed now (stage_mu taken here). For the hot-path gate. */
-static void stage_all(struct repl_db *db, bool sync_gate)
+/* Stages everything committed now (stage_mu taken here). For the hot-path gate. Returns 0
+ * or the positive errno of the batch that failed (recorded and logged here). */
+static int stage_all(struct repl_db *db, bool sync_gate)
 {
     struct err e = {0};
     pthread_mutex_lock(&db->stage_mu);
@@ -687,6 +690,7 @@ static void stage_all(struct repl_db *db, bool sync_gate)
         pthread_mutex_unlock(&db->mu);
         LOG_ERR("replicator: staging failed db=%s err=%s", db->name, e.msg);
     }
+    return rc;
 }
 
 /* ---- decoder callbacks ------------------------------------------------------------------- */
@@ -877,6 +881,7 @@ void repl_conf_init(struct repl_conf *c)
 
 static int owner_init(struct replicator *r, struct err *err);
 static void lease_release(struct repl_db *db);
+static void item_done_cleanup(struct repl_db *db, const struct item *it);
 
 struct replicator *repl_new(const struct repl_conf *conf, struct s3_client *s3, struct err *err)
 {
@@ -1395,15 +1400,40 @@ void repl_db_close(struct repl_db *db)
 
 /* ---- hot path ---------------------------------------------------------------------------- */
 
-void repl_wal_before_write(struct repl_db *db, uint64_t off, size_t len)
+/* Would a change of the -wal from byte off on destroy committed frames not yet staged? */
+static bool gate_needed(struct repl_db *db, uint64_t off)
 {
-    (void)len;
     pthread_mutex_lock(&db->mu);
     bool need = db->gen_open && db->committed > db->staged &&
                 off < wal_frame_offset(db->gh.page_size, db->committed + 1);
     pthread_mutex_unlock(&db->mu);
-    if (need)
-        stage_all(db, true);
+    return need;
+}
+
+/* The hot-path gate: stages the committed frames a change from byte off on would destroy.
+ * Refuses the change (ENOSPC / EDQUOT for the app: like a full disk, SQLite rolls the
+ * transaction back and retries the WAL restart later) only when the staging disk is full and
+ * those frames are still unstaged; any other staging failure lets the change proceed (the
+ * frames are then lost to the bucket and the next generation takes a snapshot, see
+ * gen_close_locked): an inconsistency that retrying cannot fix must not stop the app. */
+static int gate(struct repl_db *db, uint64_t off)
+{
+    if (!gate_needed(db, off))
+        return 0;
+    int rc = stage_all(db, true);
+    if ((rc == ENOSPC || rc == EDQUOT) && gate_needed(db, off)) {
+        LOG_WARN("replicator: staging disk full db=%s: the app's -wal change at %" PRIu64
+                 " is refused (%s) until committed frames can be staged",
+                 db->name, off, errno_name(rc));
+        return rc;
+    }
+    return 0;
+}
+
+int repl_wal_before_write(struct repl_db *db, uint64_t off, size_t len)
+{
+    (void)len;
+    return gate(db, off);
 }
 
 static void wal_feed_error(struct repl_db *db, struct err *e)
@@ -1446,14 +1476,9 @@ void repl_wal_after_write(struct repl_db *db, uint64_t off, const void *buf, siz
         wal_feed_error(db, &e);
 }
 
-void repl_wal_before_truncate(struct repl_db *db, uint64_t size)
+int repl_wal_before_truncate(struct repl_db *db, uint64_t size)
 {
-    pthread_mutex_lock(&db->mu);
-    bool need = db->gen_open && db->committed > db->staged &&
-                size < wal_frame_offset(db->gh.page_size, db->committed + 1);
-    pthread_mutex_unlock(&db->mu);
-    if (need)
-        stage_all(db, true);
+    return gate(db, size);
 }
 
 void repl_wal_after_truncate(struct repl_db *db, uint64_t size)
@@ -2155,7 +2180,10 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
         free(d);
     } else if (open_gen) {
         if (!it->has_expect) {
-            /* Started here without knowing the bucket: drop its local-only objects. */
+            /* Started here without knowing the bucket: drop its local-only objects, queue
+             * entries AND staged files (a file left behind is pending for repl_flush and
+             * would be uploaded by the next start's queue rebuild). */
+            struct item *dropped = NULL;
             pthread_mutex_lock(&db->mu);
             struct item **pp = &db->q_head;
             db->q_tail = NULL;
@@ -2166,13 +2194,20 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
                     if (x->kind == ITEM_SEG)
                         db->staged_bytes -=
                             x->bytes < db->staged_bytes ? x->bytes : db->staged_bytes;
-                    free(x);
+                    x->next = dropped;
+                    dropped = x;
                     continue;
                 }
                 db->q_tail = x;
                 pp = &x->next;
             }
             pthread_mutex_unlock(&db->mu);
+            for (struct item *x = dropped; x; x = x->next)
+                item_done_cleanup(db, x); /* stage_mu held: no segment of cur is being cut */
+            item_free_list(dropped);
+            char cdir[REPL_PATH_MAX];
+            if (dropped && gen_path(db, &cur, NULL, cdir, sizeof(cdir)) == 0)
+                rmdir(cdir); /* only when empty (a snapshot file of it is still uploaded) */
         }
         pthread_mutex_lock(&db->mu);
         db->gen_open = false;
@@ -2310,6 +2345,9 @@ static void *uploader_main(void *arg)
         pthread_mutex_lock(&r->mu);
         pick->busy = false;
         bool ended_outage = false, started_outage = false;
+        char fail_gen[GEN_ID_STR_LEN + 1] = "none"; /* the failing object's generation */
+        int64_t outage_ms = 0;
+        unsigned outage_retries = 0;
         pthread_mutex_lock(&pick->mu);
         if (it.kind == ITEM_LEASE || (rc == EEXIST && it.kind == ITEM_VERIFY)) {
             /* lease trouble is not an S3 outage: no backoff of the data, a message */
@@ -2344,9 +2382,13 @@ static void *uploader_main(void *arg)
                 pick->last_upload_ms = now_ms();
                 pick->state_dirty = true;
             }
-            if (pick->outage)
+            if (pick->outage) {
                 ended_outage = true;
+                outage_ms = now_ms() - pick->outage_since_ms;
+                outage_retries = pick->outage_retries;
+            }
             pick->outage = false;
+            pick->outage_retries = 0;
             pick->last_error[0] = 0;
             pick->backoff_ms = 0;
             pick->retry_at_ms = 0;
@@ -2356,8 +2398,17 @@ static void *uploader_main(void *arg)
             if (pick->backoff_ms > REPL_BACKOFF_MAX_MS)
                 pick->backoff_ms = REPL_BACKOFF_MAX_MS;
             pick->retry_at_ms = now_ms() + pick->backoff_ms;
-            if (!pick->outage)
+            if (!pick->outage) {
                 started_outage = true;
+                pick->outage_since_ms = now_ms();
+                pick->outage_retries = 0;
+                if (it.kind == ITEM_DEP || it.kind == ITEM_META || it.kind == ITEM_SEG)
+                    gen_id_format(&it.gen, fail_gen);
+                else if (pick->has_gen)
+                    snprintf(fail_gen, sizeof(fail_gen), "%s", pick->gen_str);
+            } else {
+                pick->outage_retries++;
+            }
             pick->outage = true;
             db_set_error(pick, &e);
         }
@@ -2371,9 +2422,10 @@ static void *uploader_main(void *arg)
             item_done_cleanup(pick, &it);
         if (started_outage)
             LOG_WARN("upload: failing db=%s gen=%s err=%s http=%d, retrying with backoff",
-                     pick->name, pick->gen_str, e.msg, e.http_status);
+                     pick->name, fail_gen, e.msg, e.http_status);
         if (ended_outage)
-            LOG_INFO("upload: recovered db=%s", pick->name);
+            LOG_INFO("upload: recovered db=%s outage=%" PRId64 ".%03ds retries=%u", pick->name,
+                     outage_ms / 1000, (int)(outage_ms % 1000), outage_retries + 1);
         pthread_mutex_lock(&r->mu);
     }
     pthread_mutex_unlock(&r->mu);
@@ -2670,6 +2722,52 @@ static bool db_drained(struct repl_db *db, uint64_t target)
            !db->chain_broken && !(db->gen_open && db->committed > db->staged);
 }
 
+/* A pending object still in db's staging directory, whether queued or not: a segment,
+ * .meta, .dep, finished snapshot or tombstone of any generation (mu NOT held: directory
+ * reads). Its path relative to the staging dir goes to what. The queue alone is not proof:
+ * a file that lost its queue entry would wait there for the next start. */
+static bool db_staged_leftover(const struct repl_db *db, char *what, size_t cap)
+{
+    DIR *d = opendir(db->dir);
+    bool found = false;
+    if (!d)
+        return false;
+    struct dirent *de;
+    while (!found && (de = readdir(d)) != NULL) {
+        struct gen_id g;
+        if (strcmp(de->d_name, "tombstone") == 0) {
+            snprintf(what, cap, "%s/tombstone", strrchr(db->dir, '/') + 1);
+            found = true;
+            break;
+        }
+        if (strlen(de->d_name) != GEN_ID_STR_LEN ||
+            gen_id_parse(de->d_name, GEN_ID_STR_LEN, &g, NULL) != 0)
+            continue;
+        char gdir[REPL_PATH_MAX];
+        if (gen_path(db, &g, NULL, gdir, sizeof(gdir)) != 0)
+            continue;
+        DIR *gd = opendir(gdir);
+        if (!gd)
+            continue;
+        struct dirent *ge;
+        while ((ge = readdir(gd)) != NULL) {
+            const char *nm = ge->d_name;
+            size_t l = strlen(nm);
+            enum compression c;
+            if (strcmp(nm, ".meta") == 0 || strcmp(nm, ".dep") == 0 ||
+                (l > 4 && strcmp(nm + l - 4, ".seg") == 0) ||
+                (strncmp(nm, "db.", 3) == 0 && layout_snapshot_parse(nm, &c) == 0)) {
+                snprintf(what, cap, "%s/%s/%s", strrchr(db->dir, '/') + 1, de->d_name, nm);
+                found = true;
+                break;
+            }
+        }
+        closedir(gd);
+    }
+    closedir(d);
+    return found;
+}
+
 int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
 {
     int64_t deadline = now_ms() + timeout_ms;
@@ -2682,8 +2780,10 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
     pthread_cond_broadcast(&r->stage_cv);
     pthread_cond_broadcast(&r->work_cv);
     pthread_mutex_unlock(&r->mu);
+    char left[REPL_PATH_MAX];
     for (;;) {
         struct repl_db *stuck = NULL;
+        left[0] = 0;
         pthread_mutex_lock(&r->mu);
         for (struct repl_db *db = r->dbs; db && !stuck; db = db->next) {
             pthread_mutex_lock(&db->mu);
@@ -2693,6 +2793,22 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
             }
             pthread_mutex_unlock(&db->mu);
         }
+        /* Queues drained: every staged file of every generation must be gone too (a retired
+         * db's directory belongs to a reopened db of the same name, or holds only its queued
+         * tombstone, counted by its queue). */
+        if (!stuck) {
+            /* directory reads without r->mu (repl_db objects live until repl_free; new ones
+             * are only linked in at the head) */
+            struct repl_db *db = r->dbs;
+            while (db && !stuck) {
+                bool retired = db->retired;
+                pthread_mutex_unlock(&r->mu);
+                if (!retired && db_staged_leftover(db, left, sizeof(left)))
+                    stuck = db;
+                pthread_mutex_lock(&r->mu);
+                db = db->next;
+            }
+        }
         if (stuck)
             pthread_cond_broadcast(&r->stage_cv);
         pthread_mutex_unlock(&r->mu);
@@ -2700,13 +2816,30 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
             return 0;
         if (now_ms() >= deadline) {
             pthread_mutex_lock(&stuck->mu);
+            const struct item *h = stuck->q_head;
+            char hs[GEN_ID_STR_LEN + 1] = "none";
+            if (h && h->kind != ITEM_VERIFY && h->kind != ITEM_TOMBSTONE)
+                gen_id_format(&h->gen, hs);
+            static const char *const kinds[] = {"bucket-check", "tombstone", ".dep",
+                                                ".meta",        "batch",     "lease"};
+            char next[160] = "none";
+            if (h && h->kind == ITEM_SEG)
+                snprintf(next, sizeof(next), "batch %" PRIu32 "-%" PRIu32 " gen=%s", h->first,
+                         h->last, hs);
+            else if (h)
+                snprintf(next, sizeof(next), "%s gen=%s", kinds[h->kind], hs);
             int rc = ERR(err, ETIMEDOUT,
                          "flush: not everything reached S3 within %" PRIu32
-                         " ms db=%s committed=%" PRIu32 " uploaded=%" PRIu32
-                         " staged_bytes=%" PRIu64 " last_error=%s (kept in staging for the "
-                         "next start)",
-                         timeout_ms, stuck->name, stuck->committed, stuck->uploaded,
-                         stuck->staged_bytes, stuck->last_error[0] ? stuck->last_error : "none");
+                         " ms db=%s gen=%s committed=%" PRIu32 " uploaded=%" PRIu32
+                         " staged_bytes=%" PRIu64 " next=%s%s%s%s%s last_error=%s (kept in "
+                         "staging for the next start)",
+                         timeout_ms, stuck->name, stuck->has_gen ? stuck->gen_str : "none",
+                         stuck->committed, stuck->uploaded, stuck->staged_bytes, next,
+                         stuck->snap_running || stuck->snap_upload ? " snapshot=pending" : "",
+                         stuck->gen_open && stuck->committed > stuck->staged ? " unstaged=yes"
+                                                                             : "",
+                         left[0] ? " staged_file=" : "", left,
+                         stuck->last_error[0] ? stuck->last_error : "none");
             pthread_mutex_unlock(&stuck->mu);
             return rc;
         }
