@@ -27,8 +27,10 @@
  *          opens of one file get several handles. Writes from the kernel's page writeback (mmap
  *          of -shm, writeback mode) arrive through any open handle of the file.
  * Errors:  hooks returning int return 0 or a positive errno. Only mount_start, fsync,
- *          materialise and list_virtual can fail an operation; replication trouble elsewhere is
- *          recorded by the replicator (status file), never given to the app (c-style B8).
+ *          materialise, list_virtual, write_before and truncate_before can fail an operation;
+ *          replication trouble elsewhere is recorded by the replicator (status file), never
+ *          given to the app (c-style B8). write_before / truncate_before fail only when the
+ *          staging disk is full while committed -wal frames must be saved first (ENOSPC).
  * Order:   for one file: file_open, then any sequence of {write,truncate,fallocate}_{before,after}
  *          pairs (before and after of one operation are adjacent on the loop thread, with the
  *          backing syscall between them), fsync calls (on workers, concurrently with loop-thread
@@ -84,8 +86,9 @@ struct fs_hooks {
     void (*release)(void *arg, void *fh);
 
     /* [loop] Before a write of len bytes at off is applied to the backing file: the old bytes
-     * are still there (stage them / copy-on-write now). */
-    void (*write_before)(void *arg, void *fh, uint64_t off, size_t len);
+     * are still there (stage them / copy-on-write now). Nonzero (ENOSPC): the daemon does not
+     * write, calls no write_after and replies with that errno (like a full disk). */
+    int (*write_before)(void *arg, void *fh, uint64_t off, size_t len);
     /* [loop] After it: result is the byte count written (may be short) or -errno. buf is
      * borrowed for the call only. */
     void (*write_after)(void *arg, void *fh, uint64_t off, const void *buf, size_t len,
@@ -93,8 +96,9 @@ struct fs_hooks {
 
     /* [loop] Around a size change (ftruncate, truncate(2), open O_TRUNC). fh is NULL when the
      * app truncated by path without an open handle of ours; path is always given. result is 0 or
-     * a positive errno. */
-    void (*truncate_before)(void *arg, void *fh, const char *path, uint64_t size);
+     * a positive errno. truncate_before nonzero (ENOSPC): the daemon does not truncate, calls
+     * no truncate_after and fails the operation with that errno. */
+    int (*truncate_before)(void *arg, void *fh, const char *path, uint64_t size);
     void (*truncate_after)(void *arg, void *fh, const char *path, uint64_t size, int result);
 
     /* [loop] Around fallocate(2) (mode as given: PUNCH_HOLE, ZERO_RANGE, KEEP_SIZE...). */

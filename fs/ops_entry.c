@@ -106,8 +106,11 @@ static int fs_setattr_real(struct fs *fs, struct fs_inode *in, struct stat *attr
 
         if (hooked && fs_path_of(fs, in, NULL, path, sizeof(path)) != 0)
             hooked = false;
-        if (hooked && fs->hooks.truncate_before != NULL)
-            fs->hooks.truncate_before(fs->hooks.arg, fh, path, size);
+        if (hooked && fs->hooks.truncate_before != NULL) {
+            rc = fs->hooks.truncate_before(fs->hooks.arg, fh, path, size);
+            if (rc != 0)
+                return rc; /* refused (staging disk full): not truncated */
+        }
         do {
             rc = fd >= 0 ? ftruncate(fd, attr->st_size) : truncate(proc, attr->st_size);
         } while (rc != 0 && errno == EINTR);

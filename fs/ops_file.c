@@ -122,15 +122,17 @@ static struct fs_file *fs_file_new(fuse_req_t req, struct fs *fs, struct fs_inod
     if (have_path && fs->hooks.file_open != NULL)
         f->hook_handle = fs->hooks.file_open(fs->hooks.arg, path, fd, flags);
     if (trunc_pending) {
-        int rc;
+        int rc = 0;
         if (have_path && fs->hooks.truncate_before != NULL)
-            fs->hooks.truncate_before(fs->hooks.arg, f->hook_handle, path, 0);
-        do {
-            rc = ftruncate(fd, 0);
-        } while (rc != 0 && errno == EINTR);
-        rc = rc != 0 ? errno : 0;
-        if (have_path && fs->hooks.truncate_after != NULL)
-            fs->hooks.truncate_after(fs->hooks.arg, f->hook_handle, path, 0, rc);
+            rc = fs->hooks.truncate_before(fs->hooks.arg, f->hook_handle, path, 0);
+        if (rc == 0) { /* else refused (staging disk full): no truncate, no after hook */
+            do {
+                rc = ftruncate(fd, 0);
+            } while (rc != 0 && errno == EINTR);
+            rc = rc != 0 ? errno : 0;
+            if (have_path && fs->hooks.truncate_after != NULL)
+                fs->hooks.truncate_after(fs->hooks.arg, f->hook_handle, path, 0, rc);
+        }
         if (rc != 0) {
             fs_file_free(fs, f);
             *rc_out = rc;
@@ -461,8 +463,13 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
     }
     if (h != NULL && fs->hooks.write_before != NULL) {
         size_t same = fs->cfg->writeback ? fs_unchanged_prefix(f->fd, buf, size, off) : 0;
-        if (same < size)
-            fs->hooks.write_before(fs->hooks.arg, h, (uint64_t)off + same, size - same);
+        int rc = same < size ? fs->hooks.write_before(fs->hooks.arg, h, (uint64_t)off + same,
+                                                      size - same)
+                             : 0;
+        if (rc != 0) { /* refused (staging disk full): the app sees it like a full disk */
+            fuse_reply_err(req, rc);
+            return;
+        }
     }
     do {
         n = pwrite(f->fd, buf, size, off);

@@ -448,7 +448,7 @@ static void maybe_adopt(struct replica *r, struct rfh *h)
     }
 }
 
-static void hook_write_before(void *arg, void *fh, uint64_t off, size_t len)
+static int hook_write_before(void *arg, void *fh, uint64_t off, size_t len)
 {
     struct rfh *h = fh;
     struct repl_db *db;
@@ -456,14 +456,14 @@ static void hook_write_before(void *arg, void *fh, uint64_t off, size_t len)
     if (h->kind == RFH_MAYBE && off != 0)
         maybe_adopt(arg, h);
     if (h->e == NULL)
-        return;
+        return 0;
     db = h->e->db;
     if (db == NULL)
-        return;
+        return 0;
     if (h->kind == RFH_WAL)
-        repl_wal_before_write(db, off, len);
-    else
-        repl_db_before_write(db, off, len);
+        return repl_wal_before_write(db, off, len); /* ENOSPC: staging disk full */
+    repl_db_before_write(db, off, len);
+    return 0;
 }
 
 static void hook_write_after(void *arg, void *fh, uint64_t off, const void *buf, size_t len,
@@ -536,21 +536,23 @@ static struct rdb *resolve(struct replica *r, struct rfh *h, const char *path, e
     return e;
 }
 
-static void hook_truncate_before(void *arg, void *fh, const char *path, uint64_t size)
+static int hook_truncate_before(void *arg, void *fh, const char *path, uint64_t size)
 {
     struct replica *r = arg;
     enum rfh_kind kind = RFH_NONE;
     struct rdb *e = resolve(r, fh, path, &kind);
+    int rc = 0;
 
     if (e == NULL)
-        return;
+        return 0;
     if (e->db != NULL) {
         if (kind == RFH_WAL)
-            repl_wal_before_truncate(e->db, size);
+            rc = repl_wal_before_truncate(e->db, size); /* ENOSPC: staging disk full */
         else if (kind == RFH_DB)
             repl_db_before_truncate(e->db, size);
     }
     rdb_unref(r, e);
+    return rc;
 }
 
 static void hook_truncate_after(void *arg, void *fh, const char *path, uint64_t size, int result)
@@ -584,7 +586,7 @@ static void hook_fallocate_before(void *arg, void *fh, int mode, uint64_t off, u
     if (h->kind == RFH_WAL) {
         LOG_WARN("replica: fallocate mode=0x%x on a -wal db=%s: bytes not decoded", mode,
                  h->e->db_name);
-        repl_wal_before_write(db, off, (size_t)len);
+        (void)repl_wal_before_write(db, off, (size_t)len); /* fallocate cannot be refused */
     } else {
         repl_db_before_write(db, off, (size_t)len);
     }

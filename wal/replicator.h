@@ -41,7 +41,9 @@
  *          until the lease is free again, then the bucket is re-checked (divergence rules of
  *          repl_db_open). Details at "lease" in replicator.c.
  * Errors:  0 or a positive errno with *err. S3 trouble never fails a hook: it is recorded
- *          (status last_error, outage log lines) and retried. */
+ *          (status last_error, outage log lines) and retried. The one hook failure the app
+ *          sees: a full staging disk when committed frames must be staged before SQLite reuses
+ *          or truncates the WAL (repl_wal_before_write / _before_truncate return ENOSPC). */
 #ifndef BFS_WAL_REPLICATOR_H
 #define BFS_WAL_REPLICATOR_H
 
@@ -116,12 +118,17 @@ void repl_db_close(struct repl_db *db);
 /* ---- hot path (FUSE session thread; non-blocking in the common case) ----
  * -wal file. before_*: the old bytes are still in place: committed frames that the write or
  * truncate would overwrite or drop and that are not staged yet are staged now (synchronously).
+ * They return 0 (go ahead) or ENOSPC / EDQUOT: the staging disk is full and those frames are
+ * still unstaged, so the caller must NOT apply the change and must give the app that errno
+ * (SQLite then reports "database or disk is full" and retries later; nothing committed is
+ * lost). Any other staging failure returns 0 (logged, status last_error; the frames are lost
+ * to the bucket and the next generation starts with a snapshot).
  * after_write: buf/len = the bytes actually written at off (call only for successful writes;
  * len may be the short count). after_truncate: the new size. unlinked: the -wal was deleted
  * (the replicator stages what is left from its own open fd, then lets it go). */
-void repl_wal_before_write(struct repl_db *db, uint64_t off, size_t len);
+int repl_wal_before_write(struct repl_db *db, uint64_t off, size_t len);
 void repl_wal_after_write(struct repl_db *db, uint64_t off, const void *buf, size_t len);
-void repl_wal_before_truncate(struct repl_db *db, uint64_t size);
+int repl_wal_before_truncate(struct repl_db *db, uint64_t size);
 void repl_wal_after_truncate(struct repl_db *db, uint64_t size);
 void repl_wal_unlinked(struct repl_db *db);
 /* fsync/fdatasync of the -wal (after the backing fsync succeeded; call on a worker thread).
