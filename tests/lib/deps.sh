@@ -18,6 +18,8 @@ PKGS=(
     # tests: a real S3 server (OpenStack Swift's S3 API), independent clients, tools
     swift-proxy swift-object swift-container swift-account
     awscli python3-boto3 sqlite3-tools faketime procps bc
+    # conformance (79-rel-conformance-torture): fio --verify, stress-ng
+    fio stress-ng
 )
 
 installed() { # installed PKG: true if dpkg has it fully installed
