@@ -14,7 +14,9 @@
 # lag 0, the daemon unmounts cleanly and its log holds no sanitizer report.
 # Quick tier (make test): small sizes, 5 s stressors. BFS_TORTURE=1 (make torture): larger fio
 # sizes, 60 s stressors, every mptest script repeated. If the sqlite3 sources cannot be fetched
-# (no network, no deb-src), the test FAILS saying so: it never skips.
+# (no network, no deb-src), the test FAILS saying so: it never skips. Sources are cached in
+# $BENCH_SRC (default /var/tmp/bfs-src, shared with bench/). A self-test first proves the checks
+# catch a flipped byte under fio --verify and a failing mptest script.
 # timeout: 1800
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -72,7 +74,14 @@ run_fio() {
         cat "$TEST_TMP/fio-$name.err" "$out" >&2 2>/dev/null || true
         fail "fio $name exited with status $rc"
     fi
-    "$PY" - "$out" "$name" <<'EOF' || fail "fio $name: verification failed (see above)"
+    fio_check "$out" "$name" || fail "fio $name: verification failed (see above)"
+    rm -rf "$dir"
+}
+
+# fio_check JSON NAME: true when every job in fio's JSON report has error 0 and read back (verified)
+# at least what it wrote.
+fio_check() {
+    "$PY" - "$1" "$2" <<'EOF'
 import json, sys
 with open(sys.argv[1]) as f:
     txt = f.read()
@@ -88,7 +97,6 @@ for j in jobs:
     assert j["error"] == 0, "job %s error %d" % (j["jobname"], j["error"])
     assert w > 0 and r >= w, "job %s: wrote %d, verified %d" % (j["jobname"], w, r)
 EOF
-    rm -rf "$dir"
 }
 
 # --- stress-ng -------------------------------------------------------------------------------
@@ -135,13 +143,42 @@ run_mptest() {
     (cd "$MPDIR" && "$MPTEST" "$db" --quiet --timeout 30000 --repeat "$MP_REPEAT" "$@" \
         "$script.test") >"$log" 2>&1 || rc=$?
     local summary
-    summary=$(grep -E '^Summary: ' "$log" | tail -n 1)
-    if ((rc != 0)) || ! [[ $summary =~ ^Summary:\ 0\ errors\ out\ of\ ([0-9]+)\ tests ]] ||
-        ((BASH_REMATCH[1] == 0)); then
+    summary=$(grep -E '^Summary: ' "$log" | tail -n 1) || true
+    if ! mptest_clean "$rc" "$summary"; then
         tail -n 60 "$log" >&2
         fail "mptest $script on $db: exit $rc, '${summary:-no summary line}'"
     fi
     note "mptest $script $*: $summary"
+}
+
+# mptest_clean RC SUMMARY: true when mptest exited 0 and its summary line says 0 errors in N > 0
+# tests.
+mptest_clean() {
+    (($1 == 0)) && [[ $2 =~ ^Summary:\ 0\ errors\ out\ of\ ([0-9]+)\ tests ]] &&
+        ((BASH_REMATCH[1] > 0))
+}
+
+# The checks can fail: a corrupted block must fail fio's verify, a wrong --match must count as
+# an mptest error (on local disk, before anything is mounted).
+selftest_checks() {
+    local f=$TEST_TMP/neg.dat out=$TEST_TMP/neg.json rc=0 summary
+    fio --name=neg --filename="$f" --rw=write --bs=4k --size=1M --verify=crc32c --do_verify=0 \
+        --output-format=json --output="$out" >/dev/null 2>&1 || fail "selftest: fio write"
+    fio_check "$out" neg-write 2>/dev/null && fail "selftest: fio_check passed a job that verified nothing"
+    printf 'X' | dd of="$f" bs=1 seek=5000 conv=notrunc status=none
+    fio --name=neg --filename="$f" --rw=write --bs=4k --size=1M --verify=crc32c --verify_only \
+        --verify_fatal=1 --verify_dump=0 --output-format=json --output="$out" >/dev/null 2>&1 || rc=$?
+    ((rc != 0)) || fail "selftest: fio --verify_only did not notice a flipped byte"
+    fio_check "$out" neg-verify 2>/dev/null && fail "selftest: fio_check passed a failed verify"
+    printf -- '--task 1\nSELECT 1;\n--match 2\n--end\n--wait all\nSELECT 1;\n--match 3\n' \
+        >"$TEST_TMP/neg.test"
+    rc=0
+    "$MPTEST" "$TEST_TMP/neg.db" --quiet "$TEST_TMP/neg.test" >"$TEST_TMP/neg.log" 2>&1 || rc=$?
+    summary=$(grep -E '^Summary: ' "$TEST_TMP/neg.log" | tail -n 1) || true
+    [[ $summary == "Summary: 2 errors out of 2 tests" ]] ||
+        fail "selftest: mptest with two wrong --match lines said '$summary'"
+    mptest_clean "$rc" "$summary" && fail "selftest: mptest_clean passed a run with errors"
+    note "selftest: fio and mptest failures are detected"
 }
 
 run_mode() {
@@ -188,6 +225,7 @@ run_mode() {
 }
 
 note "tier: $([[ $TORTURE == 1 ]] && echo torture || echo quick)"
+selftest_checks
 run_mode default
 run_mode writeback -o writeback
 echo "ok"
