@@ -279,6 +279,17 @@ static void fx_init(struct fx *f, const char *tag)
     shim_register();
 }
 
+/* After fork(): the child used (and may have died in the middle of using) the pooled
+ * keep-alive connections it inherited from the parent's client; the parent must not read from
+ * those sockets again, so it gets a fresh client. */
+static void fx_reopen_s3(struct fx *f)
+{
+    struct err e = {0};
+    s3_client_free(f->s3);
+    f->s3 = s3_client_new(&f->conf, &e);
+    cr_assert_not_null(f->s3, "%s", e.msg);
+}
+
 static void fx_start(struct fx *f, uint32_t interval_ms, uint32_t max_frames, bool durable)
 {
     struct err e = {0};
@@ -590,6 +601,7 @@ Test(replicator, killed_writer_loses_nothing_and_uploads_once, .timeout = 180)
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    fx_reopen_s3(&f);
     /* restart: the replicator finds the staging and the -wal and finishes the job */
     fx_start(&f, 300, 50, false);
     cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
@@ -745,6 +757,7 @@ Test(replicator, interrupted_snapshot_after_restart_restores_exactly, .timeout =
     int status = 0;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+    fx_reopen_s3(&f);
 
     fx_start(&f, 100, 10000, false);
     cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
