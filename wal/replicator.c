@@ -1422,7 +1422,7 @@ static int gate(struct repl_db *db, uint64_t off)
         return 0;
     int rc = stage_all(db, true);
     if ((rc == ENOSPC || rc == EDQUOT) && gate_needed(db, off)) {
-        LOG_WARN("replicator: staging disk full db=%s: the app's -wal change at %" PRIu64
+        LOG_WARN_RL(10000, "replicator: staging disk full db=%s: the app's -wal change at %" PRIu64
                  " is refused (%s) until committed frames can be staged",
                  db->name, off, errno_name(rc));
         return rc;
