@@ -512,46 +512,67 @@ static int tmpfile_in(const char *dir, struct err *err)
     return fd;
 }
 
+/* Reads in_fd from offset 0 to EOF in COMPRESS_CHUNK pieces and hands each to feed (a
+ * compressor_write or decompressor_write); what names the direction in messages. */
+typedef int feed_fn(void *coder, const void *p, size_t len, struct err *err);
+static int feed_fd(int in_fd, feed_fn *feed, void *coder, const char *what, struct err *err)
+{
+    uint8_t *chunk = malloc(COMPRESS_CHUNK);
+    uint64_t off = 0;
+    int rc = 0;
+
+    if (chunk == NULL)
+        return ERR(err, ENOMEM, "%s: out of memory", what);
+    for (;;) {
+        size_t got = 0;
+        rc = fileio_pread_full(in_fd, chunk, COMPRESS_CHUNK, off, &got);
+        if (rc) {
+            rc = ERR(err, rc, "%s: read input at %llu: %s", what, (unsigned long long)off,
+                     errno_name(rc));
+            break;
+        }
+        if (got == 0)
+            break;
+        rc = feed(coder, chunk, got, err);
+        if (rc)
+            break;
+        off += got;
+        if (got < COMPRESS_CHUNK)
+            break;
+    }
+    free(chunk);
+    return rc;
+}
+
+static int feed_compressor(void *coder, const void *p, size_t len, struct err *err)
+{
+    return compressor_write(coder, p, len, err);
+}
+
+static int feed_decompressor(void *coder, const void *p, size_t len, struct err *err)
+{
+    return decompressor_write(coder, p, len, err);
+}
+
 int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char *tmp_dir,
                            int *out_fd, uint64_t *len_out, struct err *err)
 {
     struct fd_sink s = {.fd = -1, .off = 0};
     struct compressor *z = NULL;
-    uint8_t *chunk = NULL;
-    uint64_t off = 0;
     int rc = 0;
 
     *out_fd = -1;
     s.fd = tmpfile_in(tmp_dir, err);
     if (s.fd < 0)
         return err && err->code ? err->code : EIO;
-    chunk = malloc(COMPRESS_CHUNK);
     z = compressor_new(c, level, sink_fd, &s, err);
-    if (!chunk || !z) {
-        rc = z ? ERR(err, ENOMEM, "compress: out of memory") : (err ? err->code : ENOMEM);
-        goto out;
-    }
-    for (;;) {
-        size_t got = 0;
-        rc = fileio_pread_full(in_fd, chunk, COMPRESS_CHUNK, off, &got);
-        if (rc) {
-            rc = ERR(err, rc, "compress: read input at %llu: %s", (unsigned long long)off,
-                     errno_name(rc));
-            goto out;
-        }
-        if (got == 0)
-            break;
-        rc = compressor_write(z, chunk, got, err);
-        if (rc)
-            goto out;
-        off += got;
-        if (got < COMPRESS_CHUNK)
-            break;
-    }
-    rc = compressor_finish(z, err);
-out:
+    if (z == NULL)
+        rc = err && err->code ? err->code : ENOMEM;
+    if (rc == 0)
+        rc = feed_fd(in_fd, feed_compressor, z, "compress", err);
+    if (rc == 0)
+        rc = compressor_finish(z, err);
     compressor_free(z);
-    free(chunk);
     if (rc) {
         close(s.fd);
         return rc;
@@ -565,34 +586,12 @@ int decompress_fd(enum compression c, int in_fd, compress_sink_fn *sink, void *a
                   struct err *err)
 {
     struct decompressor *d = decompressor_new(c, sink, arg, err);
-    uint8_t *chunk = malloc(COMPRESS_CHUNK);
-    uint64_t off = 0;
-    int rc = 0;
+    int rc = d ? 0 : (err && err->code ? err->code : ENOMEM);
 
-    if (!d || !chunk) {
-        rc = d ? ERR(err, ENOMEM, "decompress: out of memory") : (err ? err->code : ENOMEM);
-        goto out;
-    }
-    for (;;) {
-        size_t got = 0;
-        rc = fileio_pread_full(in_fd, chunk, COMPRESS_CHUNK, off, &got);
-        if (rc) {
-            rc = ERR(err, rc, "decompress: read input at %llu: %s", (unsigned long long)off,
-                     errno_name(rc));
-            goto out;
-        }
-        if (got == 0)
-            break;
-        rc = decompressor_write(d, chunk, got, err);
-        if (rc)
-            goto out;
-        off += got;
-        if (got < COMPRESS_CHUNK)
-            break;
-    }
-    rc = decompressor_finish(d, err);
-out:
+    if (rc == 0)
+        rc = feed_fd(in_fd, feed_decompressor, d, "decompress", err);
+    if (rc == 0)
+        rc = decompressor_finish(d, err);
     decompressor_free(d);
-    free(chunk);
     return rc;
 }
