@@ -8,7 +8,7 @@
 #     rename; every stressor must pass (exit 0, no "fail" lines, bogo ops > 0);
 #   - SQLite's mptest (built from Debian's sqlite3 sources by bench/speedtest1.sh's fetch) on a
 #     database on the mount: multiwrite01 (also in WAL mode, so the replicator sees it),
-#     config01, crash01 (and config02, with --repeat, under BFS_TORTURE=1); each must print
+#     config01, crash01 (and config02, all 3 times over, under BFS_TORTURE=1); each must print
 #     "Summary: 0 errors" and exit 0.
 # Afterwards the WAL database mptest used is integrity-checked and replication of it drains to
 # lag 0, the daemon unmounts cleanly and its log holds no sanitizer report.
