@@ -68,7 +68,7 @@ run_fio() {
     local out=$TEST_TMP/fio-$name.json rc=0
     mkdir -p "$dir"
     fio --name="$name" --directory="$dir" --verify=crc32c --do_verify=1 --verify_fatal=1 \
-        --verify_dump=0 --ioengine=psync --end_fsync=1 --output-format=json \
+        --verify_dump=0 --verify_state_save=0 --ioengine=psync --end_fsync=1 --output-format=json \
         --output="$out" "$@" >"$TEST_TMP/fio-$name.err" 2>&1 || rc=$?
     if ((rc != 0)); then
         cat "$TEST_TMP/fio-$name.err" "$out" >&2 2>/dev/null || true
