@@ -228,6 +228,11 @@ void cli_hint_for_s3(struct cli *cli, const struct err *e)
         return; /* only failures that came from the S3 client get these hints */
     switch (e->code) {
     case EACCES:
+        if (strstr(e->msg, "RequestTimeTooSkewed") != NULL) {
+            cli_set_hint(cli, "set this machine's clock (e.g. timedatectl set-ntp true), then "
+                              "try again");
+            break;
+        }
         cli_set_hint(
             cli, "the endpoint refused the credentials: check "
                  "LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID and LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY "
