@@ -93,7 +93,7 @@ note "multipart, parallel GET and awscli interop ok"
 if s3c putfd db/partial.bin "$T/big.bin" $((30 * 1024 * 1024)) 2>"$T/partial.err"; then
     fail "putfd with a short file succeeded"
 fi
-grep -q "UPLOAD-PART $B/db/partial.bin: part 4: read failed" "$T/partial.err" ||
+grep -qE "UPLOAD-PART $B/db/partial.bin: part [34]: read failed" "$T/partial.err" ||
     fail "partial: $(cat "$T/partial.err")"
 if s3c head db/partial.bin 2>/dev/null; then fail "an aborted multipart left an object"; fi
 uploads=$(awss3 s3api list-multipart-uploads --bucket "$B" --query 'Uploads[].Key' --output text)
