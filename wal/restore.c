@@ -365,6 +365,9 @@ struct rctx {
     const struct restore_opts *o;
     struct restore_result *res;
     bool stopped; /* replay ended early (partial or point in time) */
+    bool base_empty;       /* no snapshot under the chain: replay starts from an empty file */
+    uint32_t missing_page; /* replay_first_missing_page() after the replay */
+    uint32_t final_pages;  /* database size in pages after the replay */
 };
 
 /* Records a partial stop (default) or fails (strict). */
@@ -651,6 +654,8 @@ static int replay_plan(struct rctx *x, struct chain_gen *ch, size_t n_ch, struct
         rc = err ? err->code : ENOMEM;
         goto out;
     }
+    if (x->base_empty)
+        replay_track_pages(r);
     rc = dl_start(&pool, x->c, scratch_dir, keys, n_plan, threads, err);
     pool_started = true;
     if (rc)
@@ -714,6 +719,8 @@ static int replay_plan(struct rctx *x, struct chain_gen *ch, size_t n_ch, struct
         x->res->txns_applied = st.txns_applied;
         if (st.page_size)
             x->res->page_size = st.page_size;
+        x->missing_page = replay_first_missing_page(r);
+        x->final_pages = st.db_pages;
     }
 out:
     (void)n_ch;
@@ -863,9 +870,22 @@ int restore_run(struct s3_client *c, const struct restore_opts *o, struct restor
         total += plan[i].size;
     progress(&x, total);
 
+    x.base_empty = !has_snapshot;
     rc = replay_plan(&x, ch, n_ch, plan, n_plan, fd, scratch, total, err);
     if (rc)
         goto out;
+    if (x.missing_page != 0) {
+        /* The replicator abandons a generation's first snapshot when a newer generation needs
+         * one before it finished (it logs that); such a generation restores from nothing. */
+        char bg[GEN_ID_STR_LEN + 1];
+        gen_id_format(&ch[n_ch - 1].id, bg);
+        rc = ERR(err, ENODATA,
+                 "database %s: generation %s has no base: it has no snapshot and no .dep "
+                 "parent, and its WAL never writes page %u of the %u-page database, so "
+                 "generation %s cannot be restored; target left unchanged",
+                 o->db_name, bg, x.missing_page, x.final_pages, g);
+        goto out;
+    }
 
     struct stat sb;
     if (fstat(fd, &sb) == 0)

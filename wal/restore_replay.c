@@ -47,6 +47,11 @@ struct replay {
     uint8_t *mem; /* first mem_frames pages */
     size_t mem_frames;
 
+    /* page coverage (replay_track_pages) */
+    bool tracking;
+    uint8_t *written;      /* bit pgno-1 set: some applied frame wrote page pgno */
+    uint32_t written_bits; /* capacity in pages */
+
     struct replay_stats st;
 };
 
@@ -74,6 +79,7 @@ void replay_free(struct replay *r)
     free(r->frame);
     free(r->pgnos);
     free(r->mem);
+    free(r->written);
     free(r);
 }
 
@@ -89,6 +95,8 @@ int replay_gen_begin(struct replay *r, const struct gen_meta *meta, bool verify_
         return ERR(err, EBADMSG, "page size %u in .meta is not a valid SQLite page size",
                    meta->page_size);
     drop_pending(r);
+    if (r->page_size != 0 && r->page_size != meta->page_size)
+        r->tracking = false; /* pages of another size: coverage no longer means anything */
     if (r->page_size != meta->page_size) {
         free(r->frame);
         free(r->mem);
@@ -173,6 +181,58 @@ static int pending_push(struct replay *r, uint32_t pgno, const uint8_t *page, st
     return 0;
 }
 
+void replay_track_pages(struct replay *r)
+{
+    r->tracking = true;
+}
+
+/* Marks pgnos[0..n) written and forgets pages past db_pages (a later growth brings them back
+ * as zeros, so they must be written again). Stops tracking past REPLAY_TRACK_MAX_PAGES. */
+static int track_commit(struct replay *r, uint32_t db_pages, struct err *err)
+{
+    uint32_t need = db_pages;
+
+    for (size_t i = 0; i < r->n_pending; i++)
+        if (r->pgnos[i] > need)
+            need = r->pgnos[i];
+    if (need > REPLAY_TRACK_MAX_PAGES) {
+        r->tracking = false;
+        return 0;
+    }
+    if (need > r->written_bits) {
+        uint32_t bits = r->written_bits ? r->written_bits : 4096;
+        while (bits < need)
+            bits = bits > REPLAY_TRACK_MAX_PAGES / 2 ? REPLAY_TRACK_MAX_PAGES : bits * 2;
+        uint8_t *w = realloc(r->written, bits / 8);
+        if (!w)
+            return ERR(err, ENOMEM, "replay: out of memory");
+        memset(w + r->written_bits / 8, 0, (bits - r->written_bits) / 8);
+        r->written = w;
+        r->written_bits = bits;
+    }
+    for (size_t i = 0; i < r->n_pending; i++) {
+        uint32_t b = r->pgnos[i] - 1;
+        r->written[b / 8] |= (uint8_t)(1u << (b % 8));
+    }
+    for (uint32_t b = db_pages; b < r->written_bits; b++)
+        r->written[b / 8] &= (uint8_t)~(1u << (b % 8));
+    return 0;
+}
+
+uint32_t replay_first_missing_page(const struct replay *r)
+{
+    if (!r->tracking || r->page_size == 0)
+        return 0;
+    /* SQLite never writes the page holding byte 2^30 (its lock bytes) */
+    uint32_t lock_page = (uint32_t)(0x40000000u / r->page_size) + 1;
+    for (uint32_t p = 1; p <= r->st.db_pages; p++) {
+        uint32_t b = p - 1;
+        if (p != lock_page && (b >= r->written_bits || !(r->written[b / 8] & (1u << (b % 8)))))
+            return p;
+    }
+    return 0;
+}
+
 static int commit_pending(struct replay *r, uint32_t db_pages, struct err *err)
 {
     uint8_t *page = NULL;
@@ -204,6 +264,11 @@ static int commit_pending(struct replay *r, uint32_t db_pages, struct err *err)
     if (ftruncate(r->target_fd, (off_t)((uint64_t)db_pages * r->page_size)) != 0) {
         rc = ERR(err, errno, "replay: resize to %u pages: %s", db_pages, errno_name(errno));
         goto out;
+    }
+    if (r->tracking) {
+        rc = track_commit(r, db_pages, err);
+        if (rc)
+            goto out;
     }
     r->st.frames_applied += r->n_pending;
     r->st.txns_applied++;

@@ -55,4 +55,15 @@ int replay_batch_end(struct replay *r, struct err *err);
 void replay_gen_end(struct replay *r);
 void replay_get_stats(const struct replay *r, struct replay_stats *out);
 
+/* With no snapshot under the chain the base is an empty file, so every page up to the
+ * database size must come from some applied frame; a generation whose snapshot was never
+ * uploaded has no such WAL. replay_track_pages() (before the first generation) keeps a bitmap
+ * of written pages (up to REPLAY_TRACK_MAX_PAGES pages; a larger database, or a page size that
+ * changes, stops tracking). replay_first_missing_page() is the first page <= the current size
+ * no applied frame wrote (SQLite's lock-byte page, which it never writes, excepted), 0 when none
+ * or not tracked. */
+#define REPLAY_TRACK_MAX_PAGES (1u << 26) /* an 8 MiB bitmap */
+void replay_track_pages(struct replay *r);
+uint32_t replay_first_missing_page(const struct replay *r);
+
 #endif

@@ -2,7 +2,7 @@
 # 32-restore-corrupt: a flipped bit, a truncated batch, a missing batch and a short .meta each
 # give the documented outcome: by default a partial restore at the last consistent transaction
 # with a reason naming the key; with --strict a failure naming the key and no target written.
-# A corrupt snapshot falls back to the .dep parent.
+# A corrupt snapshot falls back to the .dep parent; a generation with no base at all is named.
 # timeout: 400
 source "$BFS_ROOT/tests/lib/common.sh"
 
@@ -16,12 +16,13 @@ for i in 1 2 3 4; do
     echo "BEGIN; WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300) INSERT INTO t(v) SELECT 'f$i-' || x || hex(randomblob(100)) FROM c; COMMIT;" >"$W/s$i.sql"
 done
 
-# make_gen COMP: fresh bucket with one generation (snapshot + 4 batches); sets B, G, STATE
+# make_gen COMP [SQL]: fresh bucket with one generation (snapshot + 4 batches), SQL run on the
+# database before the snapshot; sets B, G, STATE
 make_gen() {
     local comp=$1
     rm -rf "$W/src.db"* "$W/st"
     mkdir -p "$W/st"
-    sqlite3 "$W/src.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('seed');" >/dev/null
+    sqlite3 "$W/src.db" "PRAGMA journal_mode=WAL; CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t(v) VALUES ('seed'); ${2:-}" >/dev/null
     cp "$W/src.db" "$W/st/state-0.db"
     B=$(new_bucket)
     G=$("$MK" -b "$B" -n db -D "$W/src.db" -c "$comp" --ts 1700000000 --ts-step 10 --state-dir "$W/st" "$W/s1.sql" "$W/s2.sql" "$W/s3.sql" "$W/s4.sql" 2>/dev/null)
@@ -111,4 +112,19 @@ python3 -c "import sys,uuid; open(sys.argv[1],'wb').write(uuid.UUID('e4e46038-04
 awss3 s3 cp "$W/dep" "s3://$B/db-$G/.dep" >/dev/null
 if "$RT" -b "$B" -n db -o "$W/c.db" 2>"$W/err.txt"; then fail "missing-parent restore succeeded"; fi
 grep -q "parent generation e4e46038-04e1-7b18-a1f4-d269ac2d19dd" "$W/err.txt" || fail "parent msg: $(cat "$W/err.txt")"
+
+# a generation whose snapshot never made it (the replicator abandons an unfinished one when a
+# newer generation needs its own): no snapshot, no .dep, and a WAL that does not hold every
+# page (table u is only in the snapshot) -> a clear "no base" error, not a failed integrity_check
+make_gen zstd "CREATE TABLE u(v BLOB); INSERT INTO u SELECT randomblob(300) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200) SELECT x FROM c);"
+awss3 s3 rm "s3://$B/db-$G/db.zstd" >/dev/null
+if LIBSQL_BOTTOMLESS_BUCKET=$B "$BFS_BIN/bottomless-cli" -d db restore -o "$W/nb.db" >/dev/null 2>"$W/err.txt"; then
+    fail "restore of a generation without a base succeeded"
+fi
+grep -q "generation $G has no base" "$W/err.txt" || fail "no-base msg: $(cat "$W/err.txt")"
+grep -q "never writes page [0-9]* of the [0-9]*-page database" "$W/err.txt" || fail "no-base msg should name the page: $(cat "$W/err.txt")"
+grep -q "hint: .*-g GEN" "$W/err.txt" || fail "no-base hint: $(cat "$W/err.txt")"
+[[ ! -e $W/nb.db ]] || fail "no-base restore created the target"
+[[ -z $(find "$W" -name '.*.restore-*') ]] || fail "no-base: temp files left behind"
+note "no base: $(cat "$W/err.txt")"
 note "corruption outcomes ok"
