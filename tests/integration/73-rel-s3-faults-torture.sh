@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 73-rel-s3-faults: S3 faults through tests/lib/faultproxy.py during replication and restore.
+# 73-rel-s3-faults-torture: S3 faults through tests/lib/faultproxy.py during replication and restore.
 # The daemon is mounted with -o endpoint=<proxy>; an app keeps committing transactions
 # (synchronous=NORMAL) the whole time. Faults in turn: 503 bursts, SlowDown, 500, connection
 # resets, truncated responses, 3 s delays, a hung request, then the S3 endpoint down (Swift
