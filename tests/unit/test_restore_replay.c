@@ -42,18 +42,48 @@ static uint8_t *slurp(const char *path, size_t *len)
     return p;
 }
 
-/* page_size, n_txns transactions of rows_per_txn rows each (the last one rolled back if
- * with_rollback). */
-static void build(struct fixture *f, uint32_t page_size, int n_txns, int rows_per_txn)
+/* A fresh database in a new temp dir (f zeroed). */
+static sqlite3 *fixture_open(struct fixture *f)
 {
     sqlite3 *db;
-    char sql[256], path[160];
 
     memset(f, 0, sizeof(*f));
     snprintf(f->dir, sizeof(f->dir), "/tmp/bfs-replay-XXXXXX");
     cr_assert_not_null(mkdtemp(f->dir));
     snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
     cr_assert_eq(sqlite3_open(f->db, &db), SQLITE_OK);
+    return db;
+}
+
+/* Takes the WAL as it is, checkpoints it into the final file, closes db and finds the commit
+ * frames. */
+static void fixture_finish(struct fixture *f, sqlite3 *db)
+{
+    char path[160];
+
+    snprintf(path, sizeof(path), "%s-wal", f->db);
+    f->wal = slurp(path, &f->wal_len);
+    exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    sqlite3_close(db);
+    f->final = slurp(f->db, &f->final_len);
+    struct wal_header h;
+    cr_assert_eq(wal_header_parse(f->wal, &h, NULL), 0);
+    f->page_size = h.page_size;
+    size_t fs = WAL_FRAME_HEADER_BYTES + h.page_size;
+    uint32_t n_frames = (uint32_t)((f->wal_len - WAL_HEADER_BYTES) / fs);
+    for (uint32_t i = 1; i <= n_frames; i++) {
+        const uint8_t *fh = f->wal + wal_frame_offset(h.page_size, i);
+        if (be32_load(fh + 4) && f->n_commits < 64)
+            f->commits[f->n_commits++] = i;
+    }
+}
+
+/* page_size, n_txns transactions of rows_per_txn rows each (every third also deletes). */
+static void build(struct fixture *f, uint32_t page_size, int n_txns, int rows_per_txn)
+{
+    sqlite3 *db = fixture_open(f);
+    char sql[256];
+
     snprintf(sql, sizeof(sql), "PRAGMA page_size=%u", page_size);
     exec(db, sql);
     exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0; PRAGMA cache_size=10");
@@ -70,21 +100,7 @@ static void build(struct fixture *f, uint32_t page_size, int n_txns, int rows_pe
             exec(db, "DELETE FROM t WHERE id % 5 = 0");
         exec(db, "COMMIT");
     }
-    snprintf(path, sizeof(path), "%s-wal", f->db);
-    f->wal = slurp(path, &f->wal_len);
-    exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-    sqlite3_close(db);
-    f->final = slurp(f->db, &f->final_len);
-    struct wal_header h;
-    cr_assert_eq(wal_header_parse(f->wal, &h, NULL), 0);
-    f->page_size = h.page_size;
-    size_t fs = WAL_FRAME_HEADER_BYTES + h.page_size;
-    uint32_t n_frames = (uint32_t)((f->wal_len - WAL_HEADER_BYTES) / fs);
-    for (uint32_t i = 1; i <= n_frames; i++) {
-        const uint8_t *fh = f->wal + wal_frame_offset(h.page_size, i);
-        if (be32_load(fh + 4) && f->n_commits < 64)
-            f->commits[f->n_commits++] = i;
-    }
+    fixture_finish(f, db);
     cr_assert_eq(f->n_commits, n_txns, "commits %d", f->n_commits);
 }
 
@@ -354,32 +370,14 @@ static uint32_t replay_from_empty(struct fixture *f, int *fd_out)
 /* A base made by base_sql (checkpointed into the main file), then a WAL made by wal_sql. */
 static void build_sql(struct fixture *f, const char *base_sql, const char *wal_sql)
 {
-    sqlite3 *db;
-    char path[160];
+    sqlite3 *db = fixture_open(f);
 
-    memset(f, 0, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/bfs-replay-XXXXXX");
-    cr_assert_not_null(mkdtemp(f->dir));
-    snprintf(f->db, sizeof(f->db), "%s/s.db", f->dir);
-    cr_assert_eq(sqlite3_open(f->db, &db), SQLITE_OK);
     exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0");
     exec(db, base_sql);
     exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     f->base = slurp(f->db, &f->base_len);
     exec(db, wal_sql);
-    snprintf(path, sizeof(path), "%s-wal", f->db);
-    f->wal = slurp(path, &f->wal_len);
-    exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-    sqlite3_close(db);
-    f->final = slurp(f->db, &f->final_len);
-    struct wal_header h;
-    cr_assert_eq(wal_header_parse(f->wal, &h, NULL), 0);
-    f->page_size = h.page_size;
-    uint32_t n_frames =
-        (uint32_t)((f->wal_len - WAL_HEADER_BYTES) / (WAL_FRAME_HEADER_BYTES + h.page_size));
-    for (uint32_t i = 1; i <= n_frames && f->n_commits < 64; i++)
-        if (be32_load(f->wal + wal_frame_offset(h.page_size, i) + 4))
-            f->commits[f->n_commits++] = i;
+    fixture_finish(f, db);
     cr_assert_geq(f->n_commits, 1);
 }
 
