@@ -55,12 +55,36 @@ enum compression compression_sniff(const uint8_t *p, size_t len)
     return COMP_RAW;
 }
 
-/* ---------------------------------------------------------------- encoder */
+/* ------------------------------------------------------------- both sides */
 
-struct compressor {
+/* The head of both coders, so that one constructor sets up either. */
+struct coder {
     enum compression c;
     compress_sink_fn *sink;
     void *arg;
+};
+
+/* A zeroed coder of size bytes (a struct whose first member is a struct coder) writing to
+ * sink; NULL with *err set. what names the direction in the message. */
+static void *coder_new(size_t size, enum compression c, compress_sink_fn *sink, void *arg,
+                       const char *what, struct err *err)
+{
+    struct coder *co = calloc(1, size);
+
+    if (!co) {
+        ERR(err, ENOMEM, "%s: out of memory", what);
+        return NULL;
+    }
+    co->c = c;
+    co->sink = sink;
+    co->arg = arg;
+    return co;
+}
+
+/* ---------------------------------------------------------------- encoder */
+
+struct compressor {
+    struct coder co; /* first, for coder_new() */
     ZSTD_CStream *zs;
     z_stream gz;
     bool gz_init;
@@ -70,15 +94,10 @@ struct compressor {
 struct compressor *compressor_new(enum compression c, int level, compress_sink_fn *sink, void *arg,
                                   struct err *err)
 {
-    struct compressor *z = calloc(1, sizeof(*z));
+    struct compressor *z = coder_new(sizeof(*z), c, sink, arg, "compress", err);
 
-    if (!z) {
-        ERR(err, ENOMEM, "compress: out of memory");
+    if (!z)
         return NULL;
-    }
-    z->c = c;
-    z->sink = sink;
-    z->arg = arg;
     switch (c) {
     case COMP_RAW:
         return z;
@@ -126,7 +145,7 @@ static int zstd_compress_step(struct compressor *z, const void *p, size_t len, b
         if (ZSTD_isError(r))
             return ERR(err, EIO, "zstd: compress: %s", ZSTD_getErrorName(r));
         if (out.pos) {
-            int rc = z->sink(z->arg, z->out, out.pos);
+            int rc = z->co.sink(z->co.arg, z->out, out.pos);
             if (rc)
                 return ERR(err, rc, "compress: output failed");
         }
@@ -148,7 +167,7 @@ static int gzip_compress_step(struct compressor *z, const void *p, size_t len, b
             return ERR(err, EIO, "gzip: deflate failed");
         size_t n = COMPRESS_CHUNK - z->gz.avail_out;
         if (n) {
-            int rc = z->sink(z->arg, z->out, n);
+            int rc = z->co.sink(z->co.arg, z->out, n);
             if (rc)
                 return ERR(err, rc, "compress: output failed");
         }
@@ -161,9 +180,9 @@ int compressor_write(struct compressor *z, const void *p, size_t len, struct err
 {
     int rc;
 
-    switch (z->c) {
+    switch (z->co.c) {
     case COMP_RAW:
-        rc = len ? z->sink(z->arg, p, len) : 0;
+        rc = len ? z->co.sink(z->co.arg, p, len) : 0;
         return rc ? ERR(err, rc, "compress: output failed") : 0;
     case COMP_ZSTD:
         return zstd_compress_step(z, p, len, false, err);
@@ -186,7 +205,7 @@ int compressor_write(struct compressor *z, const void *p, size_t len, struct err
 
 int compressor_finish(struct compressor *z, struct err *err)
 {
-    switch (z->c) {
+    switch (z->co.c) {
     case COMP_RAW:
         return 0;
     case COMP_ZSTD:
@@ -214,9 +233,7 @@ void compressor_free(struct compressor *z)
 /* ---------------------------------------------------------------- decoder */
 
 struct decompressor {
-    enum compression c; /* COMP_AUTO until the first bytes decide */
-    compress_sink_fn *sink;
-    void *arg;
+    struct coder co; /* first, for coder_new(); co.c is COMP_AUTO until the first bytes decide */
     ZSTD_DStream *zs;
     size_t zs_last; /* last ZSTD_decompressStream result: 0 = at a frame boundary */
     z_stream gz;
@@ -230,7 +247,7 @@ struct decompressor {
 
 static int decoder_setup(struct decompressor *d, struct err *err)
 {
-    switch (d->c) {
+    switch (d->co.c) {
     case COMP_RAW:
         return 0;
     case COMP_ZSTD:
@@ -257,15 +274,10 @@ static int decoder_setup(struct decompressor *d, struct err *err)
 struct decompressor *decompressor_new(enum compression c, compress_sink_fn *sink, void *arg,
                                       struct err *err)
 {
-    struct decompressor *d = calloc(1, sizeof(*d));
+    struct decompressor *d = coder_new(sizeof(*d), c, sink, arg, "decompress", err);
 
-    if (!d) {
-        ERR(err, ENOMEM, "decompress: out of memory");
+    if (!d)
         return NULL;
-    }
-    d->c = c;
-    d->sink = sink;
-    d->arg = arg;
     if (decoder_setup(d, err)) {
         decompressor_free(d);
         return NULL;
@@ -280,7 +292,7 @@ static int emit(struct decompressor *d, const uint8_t *p, size_t n, struct err *
     if (!n)
         return 0;
     d->bytes_out += n;
-    rc = d->sink(d->arg, p, n);
+    rc = d->co.sink(d->co.arg, p, n);
     return rc ? ERR(err, rc, "decompress: output failed") : 0;
 }
 
@@ -343,7 +355,7 @@ static int decompress_dispatch(struct decompressor *d, const uint8_t *p, size_t 
 {
     int rc = 0;
 
-    switch (d->c) {
+    switch (d->co.c) {
     case COMP_RAW:
         rc = emit(d, p, len, err);
         break;
@@ -365,11 +377,23 @@ static int decompress_dispatch(struct decompressor *d, const uint8_t *p, size_t 
     return rc;
 }
 
+/* COMP_AUTO ends here: the sniffed bytes pick the codec, which is set up and fed them. */
+static int decoder_decide(struct decompressor *d, struct err *err)
+{
+    int rc;
+
+    d->co.c = compression_sniff(d->sniff, d->n_sniff);
+    rc = decoder_setup(d, err);
+    if (!rc)
+        rc = decompress_dispatch(d, d->sniff, d->n_sniff, err);
+    return rc;
+}
+
 int decompressor_write(struct decompressor *d, const void *p, size_t len, struct err *err)
 {
     const uint8_t *b = p;
 
-    if (d->c == COMP_AUTO) {
+    if (d->co.c == COMP_AUTO) {
         /* collect up to 4 bytes to decide */
         while (len > 0 && d->n_sniff < sizeof(d->sniff)) {
             d->sniff[d->n_sniff++] = *b++;
@@ -377,10 +401,7 @@ int decompressor_write(struct decompressor *d, const void *p, size_t len, struct
         }
         if (d->n_sniff < sizeof(d->sniff))
             return 0;
-        d->c = compression_sniff(d->sniff, d->n_sniff);
-        int rc = decoder_setup(d, err);
-        if (!rc)
-            rc = decompress_dispatch(d, d->sniff, d->n_sniff, err);
+        int rc = decoder_decide(d, err);
         if (rc)
             return rc;
     }
@@ -389,16 +410,13 @@ int decompressor_write(struct decompressor *d, const void *p, size_t len, struct
 
 int decompressor_finish(struct decompressor *d, struct err *err)
 {
-    if (d->c == COMP_AUTO) {
+    if (d->co.c == COMP_AUTO) {
         /* fewer than 4 bytes in total: decide on what we have */
-        d->c = compression_sniff(d->sniff, d->n_sniff);
-        int rc = decoder_setup(d, err);
-        if (!rc)
-            rc = decompress_dispatch(d, d->sniff, d->n_sniff, err);
+        int rc = decoder_decide(d, err);
         if (rc)
             return rc;
     }
-    switch (d->c) {
+    switch (d->co.c) {
     case COMP_RAW:
         return 0;
     case COMP_ZSTD:
