@@ -15,16 +15,25 @@
 
 #include "common/log.h"
 
-void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* Replies rc (the errno of what came before) if it is not 0, else the entry of name in parent. */
+static void fs_reply_entry(fuse_req_t req, struct fs *fs, struct fs_inode *parent, const char *name,
+                           int rc)
 {
-    struct fs *fs = fs_of(req);
     struct fuse_entry_param e;
-    int rc = fs_do_lookup(fs, inode_of(fs->inodes, parent), name, &e);
 
+    if (rc == 0)
+        rc = fs_do_lookup(fs, parent, name, &e);
     if (rc != 0)
         fuse_reply_err(req, rc);
     else
         fuse_reply_entry(req, &e);
+}
+
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fs *fs = fs_of(req);
+
+    fs_reply_entry(req, fs, inode_of(fs->inodes, parent), name, 0);
 }
 
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -244,27 +253,17 @@ static int fs_check_parent(struct fs *fs, struct fs_inode *parent, const char *n
     return 0;
 }
 
-/* Shared tail of mknod/mkdir/symlink: owner, then the entry reply. */
+/* Shared tail of mknod/mkdir/symlink, rc being the errno of the check and the syscall: gives
+ * the new entry its owner (removing it again if that fails), then replies. */
 static void fs_reply_new_entry(fuse_req_t req, struct fs *fs, struct fs_inode *parent,
-                               const char *name, mode_t mode)
+                               const char *name, mode_t mode, int rc)
 {
-    struct fuse_entry_param e;
-    int rc = fs_chown_new(fs, req, parent, -1, name, mode);
-
-    if (rc != 0) {
-        int saved = rc;
-        if (S_ISDIR(mode))
-            unlinkat(parent->fd, name, AT_REMOVEDIR);
-        else
-            unlinkat(parent->fd, name, 0);
-        fuse_reply_err(req, saved);
-        return;
+    if (rc == 0) {
+        rc = fs_chown_new(fs, req, parent, -1, name, mode);
+        if (rc != 0)
+            unlinkat(parent->fd, name, S_ISDIR(mode) ? AT_REMOVEDIR : 0);
     }
-    rc = fs_do_lookup(fs, parent, name, &e);
-    if (rc != 0)
-        fuse_reply_err(req, rc);
-    else
-        fuse_reply_entry(req, &e);
+    fs_reply_entry(req, fs, parent, name, rc);
 }
 
 void fs_op_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode, dev_t rdev)
@@ -273,16 +272,10 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t
     struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
     int rc = fs_check_parent(fs, parent, name);
 
-    if (rc != 0) {
-        fuse_reply_err(req, rc);
-        return;
-    }
     mode &= ~fuse_req_ctx(req)->umask;
-    if (mknodat(parent->fd, name, mode, rdev) != 0) {
-        fuse_reply_err(req, errno);
-        return;
-    }
-    fs_reply_new_entry(req, fs, parent, name, mode);
+    if (rc == 0 && mknodat(parent->fd, name, mode, rdev) != 0)
+        rc = errno;
+    fs_reply_new_entry(req, fs, parent, name, mode, rc);
 }
 
 void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t mode)
@@ -291,16 +284,10 @@ void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name, mode_t
     struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
     int rc = fs_check_parent(fs, parent, name);
 
-    if (rc != 0) {
-        fuse_reply_err(req, rc);
-        return;
-    }
     mode = (mode & ~fuse_req_ctx(req)->umask) & 07777;
-    if (mkdirat(parent->fd, name, mode) != 0) {
-        fuse_reply_err(req, errno);
-        return;
-    }
-    fs_reply_new_entry(req, fs, parent, name, S_IFDIR | mode);
+    if (rc == 0 && mkdirat(parent->fd, name, mode) != 0)
+        rc = errno;
+    fs_reply_new_entry(req, fs, parent, name, S_IFDIR | mode, rc);
 }
 
 void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino, const char *name)
@@ -309,15 +296,9 @@ void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent_ino, cons
     struct fs_inode *parent = inode_of(fs->inodes, parent_ino);
     int rc = fs_check_parent(fs, parent, name);
 
-    if (rc != 0) {
-        fuse_reply_err(req, rc);
-        return;
-    }
-    if (symlinkat(link, parent->fd, name) != 0) {
-        fuse_reply_err(req, errno);
-        return;
-    }
-    fs_reply_new_entry(req, fs, parent, name, S_IFLNK | 0777);
+    if (rc == 0 && symlinkat(link, parent->fd, name) != 0)
+        rc = errno;
+    fs_reply_new_entry(req, fs, parent, name, S_IFLNK | 0777, rc);
 }
 
 void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const char *newname)
@@ -325,24 +306,13 @@ void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const 
     struct fs *fs = fs_of(req);
     struct fs_inode *in = inode_of(fs->inodes, ino);
     struct fs_inode *newparent = inode_of(fs->inodes, newparent_ino);
-    struct fuse_entry_param e;
     int rc = fs_check_parent(fs, newparent, newname);
 
     if (rc == 0 && in->kind != FS_INODE_REAL)
         rc = EPERM;
-    if (rc != 0) {
-        fuse_reply_err(req, rc);
-        return;
-    }
-    if (linkat(in->fd, "", newparent->fd, newname, AT_EMPTY_PATH) != 0) {
-        fuse_reply_err(req, errno);
-        return;
-    }
-    rc = fs_do_lookup(fs, newparent, newname, &e);
-    if (rc != 0)
-        fuse_reply_err(req, rc);
-    else
-        fuse_reply_entry(req, &e);
+    if (rc == 0 && linkat(in->fd, "", newparent->fd, newname, AT_EMPTY_PATH) != 0)
+        rc = errno;
+    fs_reply_entry(req, fs, newparent, newname, rc);
 }
 
 void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
