@@ -21,6 +21,30 @@ static int fs_xattr_target(struct fs *fs, fuse_ino_t ino, char *proc, size_t siz
     return 0;
 }
 
+/* Replies to a getxattr of name, or to a listxattr when name is NULL: the size the value needs
+ * when size is 0 (the kernel's probe), else the value read into size bytes. */
+static void fs_xattr_reply_read(fuse_req_t req, const char *proc, const char *name, size_t size)
+{
+    char *buf = NULL;
+    ssize_t n;
+
+    if (size > 0) {
+        buf = malloc(size);
+        if (buf == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+    }
+    n = name != NULL ? getxattr(proc, name, buf, size) : listxattr(proc, buf, size);
+    if (n < 0)
+        fuse_reply_err(req, errno);
+    else if (size == 0)
+        fuse_reply_xattr(req, (size_t)n);
+    else
+        fuse_reply_buf(req, buf, (size_t)n);
+    free(buf);
+}
+
 void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
                     size_t size, int flags)
 {
@@ -41,25 +65,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t siz
         fuse_reply_err(req, rc == ENOTSUP ? ENODATA : rc);
         return;
     }
-    if (size == 0) {
-        ssize_t n = getxattr(proc, name, NULL, 0);
-        if (n < 0)
-            fuse_reply_err(req, errno);
-        else
-            fuse_reply_xattr(req, (size_t)n);
-        return;
-    }
-    char *buf = malloc(size);
-    if (buf == NULL) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    ssize_t n = getxattr(proc, name, buf, size);
-    if (n < 0)
-        fuse_reply_err(req, errno);
-    else
-        fuse_reply_buf(req, buf, (size_t)n);
-    free(buf);
+    fs_xattr_reply_read(req, proc, name, size);
 }
 
 void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -78,25 +84,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
             fuse_reply_buf(req, NULL, 0);
         return;
     }
-    if (size == 0) {
-        ssize_t n = listxattr(proc, NULL, 0);
-        if (n < 0)
-            fuse_reply_err(req, errno);
-        else
-            fuse_reply_xattr(req, (size_t)n);
-        return;
-    }
-    char *buf = malloc(size);
-    if (buf == NULL) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    ssize_t n = listxattr(proc, buf, size);
-    if (n < 0)
-        fuse_reply_err(req, errno);
-    else
-        fuse_reply_buf(req, buf, (size_t)n);
-    free(buf);
+    fs_xattr_reply_read(req, proc, NULL, size);
 }
 
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
