@@ -74,17 +74,25 @@ static struct wal_decoder *rec_decoder(struct rec *r, struct memwal *file)
     return d;
 }
 
+/* Writes the bytes into file, then reports them to d: the order a FUSE daemon keeps. */
+static int apply_write(struct wal_decoder *d, struct memwal *file, uint64_t off, const void *p,
+                       size_t len, struct err *e)
+{
+    memwal_write(file, off, p, len);
+    return wal_decoder_wrote(d, off, p, len, e);
+}
+
 enum split { SPLIT_NONE, SPLIT_RANDOM, SPLIT_BYTES, SPLIT_COALESCE };
 
-/* Replays ops into file and d as a FUSE daemon would see them, writes split as asked. */
+/* Replays ops[from, to) into file and d as a FUSE daemon would see them, writes split as asked. */
 static void replay(struct wal_decoder *d, struct memwal *file, const struct walops *ops,
-                   size_t n_ops, enum split mode, unsigned seed)
+                   size_t from, size_t to, enum split mode, unsigned seed)
 {
     struct err e = {0};
     int rc;
 
     srand(seed);
-    for (size_t i = 0; i < n_ops; i++) {
+    for (size_t i = from; i < to; i++) {
         const struct walop *op = &ops->v[i];
         if (op->kind == WALOP_TRUNCATE) {
             memwal_truncate(file, op->off);
@@ -95,7 +103,7 @@ static void replay(struct wal_decoder *d, struct memwal *file, const struct walo
         if (mode == SPLIT_COALESCE) {
             /* merge the following contiguous writes into one */
             size_t j = i, len = op->len;
-            while (j + 1 < n_ops && ops->v[j + 1].kind == WALOP_WRITE &&
+            while (j + 1 < to && ops->v[j + 1].kind == WALOP_WRITE &&
                    ops->v[j + 1].off == ops->v[j].off + ops->v[j].len) {
                 j++;
                 len += ops->v[j].len;
@@ -106,8 +114,7 @@ static void replay(struct wal_decoder *d, struct memwal *file, const struct walo
                 memcpy(buf + pos, ops->v[k].data, ops->v[k].len);
                 pos += ops->v[k].len;
             }
-            memwal_write(file, op->off, buf, len);
-            rc = wal_decoder_wrote(d, op->off, buf, len, &e);
+            rc = apply_write(d, file, op->off, buf, len, &e);
             free(buf);
             cr_assert_eq(rc, 0, "%s", e.msg);
             i = j;
@@ -120,24 +127,80 @@ static void replay(struct wal_decoder *d, struct memwal *file, const struct walo
                 n = 1 + (size_t)rand() % (n < 700 ? n : 700);
             else if (mode == SPLIT_BYTES)
                 n = 1;
-            memwal_write(file, op->off + pos, op->data + pos, n);
-            rc = wal_decoder_wrote(d, op->off + pos, op->data + pos, n, &e);
+            rc = apply_write(d, file, op->off + pos, op->data + pos, n, &e);
             cr_assert_eq(rc, 0, "%s", e.msg);
             pos += n;
         }
     }
 }
 
-/* Feeds the whole walgen log into a fresh decoder. */
-static struct wal_decoder *feed(struct rec *r, struct memwal *file, struct walgen *g,
-                                enum split mode, unsigned seed)
+/* A little-endian WAL with its header written: where most tests start. */
+static struct walgen *wal_new(uint32_t page_size, uint32_t salt1, uint32_t salt2)
 {
-    struct wal_decoder *d;
+    struct walgen *g = walgen_new(page_size, false, salt1, salt2);
 
-    memset(file, 0, sizeof(*file));
-    d = rec_decoder(r, file);
-    replay(d, file, walgen_ops(g), walgen_ops(g)->n, mode, seed);
-    return d;
+    walgen_header(g);
+    return g;
+}
+
+/* One test's WAL log, an incremental decoder d (records r) over the file f it was fed, and
+ * optionally a decoder scan_d (records scan_r) that scanned a file at startup. */
+struct fixture {
+    struct walgen *g;
+    struct memwal f;
+    struct rec r;
+    struct wal_decoder *d;
+    struct rec scan_r;
+    struct wal_decoder *scan_d;
+};
+
+/* Takes ownership of g. d starts on an empty f and has been fed nothing. */
+static struct fixture *fixture_new(struct walgen *g)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+
+    cr_assert_not_null(fx);
+    fx->g = g;
+    fx->d = rec_decoder(&fx->r, &fx->f);
+    return fx;
+}
+
+/* Starts over: a fresh d on an empty f. */
+static void fixture_restart(struct fixture *fx)
+{
+    wal_decoder_free(fx->d);
+    memwal_free(&fx->f);
+    fx->d = rec_decoder(&fx->r, &fx->f);
+}
+
+/* Replays g's ops[from, to) into f and d, writes as recorded. */
+static void fixture_replay(struct fixture *fx, size_t from, size_t to)
+{
+    replay(fx->d, &fx->f, walgen_ops(fx->g), from, to, SPLIT_NONE, 0);
+}
+
+/* Starts over and feeds the whole log. */
+static void fixture_feed(struct fixture *fx)
+{
+    fixture_restart(fx);
+    fixture_replay(fx, 0, walgen_ops(fx->g)->n);
+}
+
+/* Replaces scan_d by a fresh decoder that scanned file (borrowed: it must outlive scan_d). */
+static void fixture_scan(struct fixture *fx, struct memwal *file)
+{
+    wal_decoder_free(fx->scan_d);
+    fx->scan_d = rec_decoder(&fx->scan_r, file);
+    cr_assert_eq(wal_decoder_scan(fx->scan_d, file->len, NULL), 0);
+}
+
+static void fixture_free(struct fixture *fx)
+{
+    wal_decoder_free(fx->scan_d);
+    wal_decoder_free(fx->d);
+    memwal_free(&fx->f);
+    walgen_free(fx->g);
+    free(fx);
 }
 
 static void expect_commit(const struct rec *r, size_t i, uint32_t first, uint32_t last,
@@ -149,55 +212,48 @@ static void expect_commit(const struct rec *r, size_t i, uint32_t first, uint32_
     cr_expect_eq(r->c[i].db_pages, db_pages, "commit %zu db_pages", i);
 }
 
-/* The checksum reported equals what the commit frame stores. */
-static void expect_stored_cksum(const struct rec *r, size_t i, const struct memwal *img)
+/* The checksum reported for commit i equals what its commit frame stores in the WAL image. */
+static void expect_stored_cksum(struct fixture *fx, size_t i)
 {
-    const struct wal_commit *c = &r->c[i];
+    const struct wal_commit *c = &fx->r.c[i];
+    const uint8_t *img = walgen_image(fx->g)->data;
     uint64_t off = wal_frame_offset(c->page_size, c->last);
-    cr_expect_eq(c->cksum1, be32_load(img->data + off + 16));
-    cr_expect_eq(c->cksum2, be32_load(img->data + off + 20));
+    cr_expect_eq(c->cksum1, be32_load(img + off + 16));
+    cr_expect_eq(c->cksum2, be32_load(img + off + 20));
     cr_expect_eq(c->first_off, wal_frame_offset(c->page_size, c->first));
     cr_expect_eq(c->n_bytes, (uint64_t)(c->last - c->first + 1) * (24 + c->page_size));
 }
 
 Test(wal_decoder, single_page_commit)
 {
-    struct walgen *g = walgen_new(4096, false, 0x1234, 0x5678);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(4096, 0x1234, 0x5678);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_assert_eq(r.n_restarts, 1);
-    cr_assert_eq(r.n, 1);
-    expect_commit(&r, 0, 1, 1, 1);
-    expect_stored_cksum(&r, 0, walgen_image(g));
-    cr_expect_eq(r.c[0].salt1, 0x1234u);
-    cr_expect_eq(r.c[0].salt2, 0x5678u);
-    cr_expect_eq(r.c[0].page_size, 4096u);
-    cr_expect_eq(r.c[0].seed1, r.last_header.cksum1);
-    cr_expect_eq(r.c[0].seed2, r.last_header.cksum2);
-    cr_expect_eq(wal_decoder_committed(d), 1u);
-    cr_expect_eq(wal_decoder_committed_end(d), 32u + 4120u);
-    cr_expect_eq(wal_decoder_page_size(d), 4096u);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n_restarts, 1);
+    cr_assert_eq(fx->r.n, 1);
+    expect_commit(&fx->r, 0, 1, 1, 1);
+    expect_stored_cksum(fx, 0);
+    cr_expect_eq(fx->r.c[0].salt1, 0x1234u);
+    cr_expect_eq(fx->r.c[0].salt2, 0x5678u);
+    cr_expect_eq(fx->r.c[0].page_size, 4096u);
+    cr_expect_eq(fx->r.c[0].seed1, fx->r.last_header.cksum1);
+    cr_expect_eq(fx->r.c[0].seed2, fx->r.last_header.cksum2);
+    cr_expect_eq(wal_decoder_committed(fx->d), 1u);
+    cr_expect_eq(wal_decoder_committed_end(fx->d), 32u + 4120u);
+    cr_expect_eq(wal_decoder_page_size(fx->d), 4096u);
     uint32_t s[2];
-    cr_assert(wal_decoder_checksum(d, s));
-    cr_expect_eq(s[0], r.c[0].cksum1);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    cr_assert(wal_decoder_checksum(fx->d, s));
+    cr_expect_eq(s[0], fx->r.c[0].cksum1);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, multi_page_transactions_and_no_commit_for_open_tail)
 {
-    struct walgen *g = walgen_new(1024, false, 1, 2);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 1, 2);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     for (uint32_t p = 1; p <= 4; p++)
         walgen_frame(g, p, 0, 0);
     walgen_commit(g, 5, 5);
@@ -205,27 +261,22 @@ Test(wal_decoder, multi_page_transactions_and_no_commit_for_open_tail)
     walgen_commit(g, 6, 6);
     walgen_frame(g, 3, 0, 2); /* open transaction: never committed */
     walgen_frame(g, 4, 0, 2);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_assert_eq(r.n, 2);
-    expect_commit(&r, 0, 1, 5, 5);
-    expect_commit(&r, 1, 6, 7, 6);
-    expect_stored_cksum(&r, 1, walgen_image(g));
-    cr_expect_eq(wal_decoder_committed(d), 7u);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n, 2);
+    expect_commit(&fx->r, 0, 1, 5, 5);
+    expect_commit(&fx->r, 1, 6, 7, 6);
+    expect_stored_cksum(fx, 1);
+    cr_expect_eq(wal_decoder_committed(fx->d), 7u);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, big_endian_checksums)
 {
     struct walgen *be = walgen_new(4096, true, 9, 9);
-    struct walgen *le = walgen_new(4096, false, 9, 9);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *le = wal_new(4096, 9, 9);
+    struct fixture *fx = fixture_new(be);
 
     walgen_header(be);
-    walgen_header(le);
     for (int i = 0; i < 2; i++) {
         walgen_frame(be, 1, 0, 0);
         walgen_commit(be, 2, 2);
@@ -236,15 +287,13 @@ Test(wal_decoder, big_endian_checksums)
     cr_assert_eq(be32_load(walgen_image(be)->data), WAL_MAGIC_BE);
     cr_assert_neq(be32_load(walgen_image(be)->data + 32 + 16),
                   be32_load(walgen_image(le)->data + 32 + 16));
-    d = feed(&r, &f, be, SPLIT_NONE, 0);
-    cr_assert_eq(r.n, 2);
-    expect_commit(&r, 0, 1, 2, 2);
-    expect_commit(&r, 1, 3, 4, 2);
-    cr_expect(r.c[0].big_endian);
-    cr_expect(r.last_header.big_endian);
-    expect_stored_cksum(&r, 1, walgen_image(be));
-    wal_decoder_free(d);
-    memwal_free(&f);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n, 2);
+    expect_commit(&fx->r, 0, 1, 2, 2);
+    expect_commit(&fx->r, 1, 3, 4, 2);
+    cr_expect(fx->r.c[0].big_endian);
+    cr_expect(fx->r.last_header.big_endian);
+    expect_stored_cksum(fx, 1);
 
     /* a BE file whose magic says LE validates nothing */
     walgen_image(be)->data[3] = 0x82;
@@ -255,12 +304,10 @@ Test(wal_decoder, big_endian_checksums)
         be32_store(h + 24, s[0]);
         be32_store(h + 28, s[1]);
     }
-    d = rec_decoder(&r, walgen_image(be));
-    cr_assert_eq(wal_decoder_scan(d, walgen_image(be)->len, NULL), 0);
-    cr_expect_eq(r.n_restarts, 1);
-    cr_expect_eq(r.n, 0);
-    wal_decoder_free(d);
-    walgen_free(be);
+    fixture_scan(fx, walgen_image(be));
+    cr_expect_eq(fx->scan_r.n_restarts, 1);
+    cr_expect_eq(fx->scan_r.n, 0);
+    fixture_free(fx);
     walgen_free(le);
 }
 
@@ -268,12 +315,9 @@ Test(wal_decoder, big_endian_checksums)
  * commit frame appended unsalted, then the headers rewritten in order, commit header last. */
 Test(wal_decoder, checksum_rewrite_after_in_place_page_rewrite)
 {
-    struct walgen *g = walgen_new(1024, false, 77, 88);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 77, 88);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);       /* tx 1: frame 1 */
     walgen_frame(g, 2, 0, 0);     /* tx 2: frames 2.. */
     walgen_frame(g, 3, 0, 0);     /* frame 3 */
@@ -283,42 +327,29 @@ Test(wal_decoder, checksum_rewrite_after_in_place_page_rewrite)
     size_t before_fix = walgen_ops(g)->n;
     walgen_rewrite_checksums(g, 2, 5);
 
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_assert_eq(r.n, 2);
-    expect_commit(&r, 0, 1, 1, 1);
-    expect_commit(&r, 1, 2, 5, 5);
-    expect_stored_cksum(&r, 1, walgen_image(g));
-    wal_decoder_free(d);
-    memwal_free(&f);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n, 2);
+    expect_commit(&fx->r, 0, 1, 1, 1);
+    expect_commit(&fx->r, 1, 2, 5, 5);
+    expect_stored_cksum(fx, 1);
 
     /* before the rewrite of the checksums nothing of tx 2 is committed */
-    memset(&f, 0, sizeof(f));
-    d = rec_decoder(&r, &f);
-    replay(d, &f, walgen_ops(g), before_fix, SPLIT_NONE, 0);
-    cr_expect_eq(r.n, 1);
-    cr_expect_eq(wal_decoder_committed(d), 1u);
+    fixture_restart(fx);
+    fixture_replay(fx, 0, before_fix);
+    cr_expect_eq(fx->r.n, 1);
+    cr_expect_eq(wal_decoder_committed(fx->d), 1u);
     /* ... and the rest completes it */
-    {
-        struct walops rest = *walgen_ops(g);
-        rest.v += before_fix;
-        rest.n -= before_fix;
-        replay(d, &f, &rest, rest.n, SPLIT_NONE, 0);
-    }
-    cr_assert_eq(r.n, 2);
-    expect_commit(&r, 1, 2, 5, 5);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_replay(fx, before_fix, walgen_ops(g)->n);
+    cr_assert_eq(fx->r.n, 2);
+    expect_commit(&fx->r, 1, 2, 5, 5);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, rollback_overwrites_spilled_frames)
 {
-    struct walgen *g = walgen_new(512, false, 3, 4);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(512, 3, 4);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);
     walgen_frame(g, 2, 0, 0); /* spilled, then rolled back */
     walgen_frame(g, 3, 0, 0);
@@ -326,79 +357,59 @@ Test(wal_decoder, rollback_overwrites_spilled_frames)
     walgen_rollback_to(g, 1);
     walgen_frame(g, 7, 0, 9);
     walgen_commit(g, 8, 8);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_assert_eq(r.n, 2);
-    expect_commit(&r, 0, 1, 1, 1);
-    expect_commit(&r, 1, 2, 3, 8);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n, 2);
+    expect_commit(&fx->r, 0, 1, 1, 1);
+    expect_commit(&fx->r, 1, 2, 3, 8);
     /* frame 4 (stale, salted, chained from the old frame 3) is not part of anything */
-    cr_expect_eq(wal_decoder_committed(d), 3u);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    cr_expect_eq(wal_decoder_committed(fx->d), 3u);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, sync_padding_frames_are_one_frame_commits)
 {
-    struct walgen *g = walgen_new(1024, false, 5, 6);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 5, 6);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_frame(g, 1, 0, 0);
     walgen_commit(g, 2, 3);
     walgen_commit(g, 2, 3); /* padding copies */
     walgen_commit(g, 2, 3);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_assert_eq(r.n, 3);
-    expect_commit(&r, 0, 1, 2, 3);
-    expect_commit(&r, 1, 3, 3, 3);
-    expect_commit(&r, 2, 4, 4, 3);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n, 3);
+    expect_commit(&fx->r, 0, 1, 2, 3);
+    expect_commit(&fx->r, 1, 3, 3, 3);
+    expect_commit(&fx->r, 2, 4, 4, 3);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, torn_last_frame_is_not_committed)
 {
-    struct walgen *g = walgen_new(4096, false, 1, 1);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(4096, 1, 1);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_frame(g, 1, 0, 0);
     walgen_commit(g, 2, 2);
     walgen_frame(g, 3, 0, 0);
     walgen_commit(g, 4, 4);
     /* replay everything but the last page write, then half of it */
     const struct walops *ops = walgen_ops(g);
-    memset(&f, 0, sizeof(f));
-    d = rec_decoder(&r, &f);
-    replay(d, &f, ops, ops->n - 1, SPLIT_NONE, 0);
     const struct walop *last = &ops->v[ops->n - 1];
-    memwal_write(&f, last->off, last->data, last->len / 2);
-    cr_assert_eq(wal_decoder_wrote(d, last->off, last->data, last->len / 2, NULL), 0);
-    cr_expect_eq(r.n, 1);
-    expect_commit(&r, 0, 1, 2, 2);
+    size_t half = last->len / 2;
+    fixture_replay(fx, 0, ops->n - 1);
+    cr_assert_eq(apply_write(fx->d, &fx->f, last->off, last->data, half, NULL), 0);
+    cr_expect_eq(fx->r.n, 1);
+    expect_commit(&fx->r, 0, 1, 2, 2);
     /* a scan of the torn file agrees */
-    struct rec r2;
-    struct wal_decoder *d2 = rec_decoder(&r2, &f);
-    cr_assert_eq(wal_decoder_scan(d2, f.len, NULL), 0);
-    cr_expect_eq(r2.n, 1);
-    cr_expect_eq(wal_decoder_committed(d2), 2u);
+    fixture_scan(fx, &fx->f);
+    cr_expect_eq(fx->scan_r.n, 1);
+    cr_expect_eq(wal_decoder_committed(fx->scan_d), 2u);
     /* the rest of the page arrives: now it commits */
-    memwal_write(&f, last->off + last->len / 2, last->data + last->len / 2,
-                 last->len - last->len / 2);
-    cr_assert_eq(wal_decoder_wrote(d, last->off + last->len / 2, last->data + last->len / 2,
-                                   last->len - last->len / 2, NULL),
-                 0);
-    cr_assert_eq(r.n, 2);
-    expect_commit(&r, 1, 3, 4, 4);
-    wal_decoder_free(d);
-    wal_decoder_free(d2);
-    memwal_free(&f);
-    walgen_free(g);
+    cr_assert_eq(
+        apply_write(fx->d, &fx->f, last->off + half, last->data + half, last->len - half, NULL), 0);
+    cr_assert_eq(fx->r.n, 2);
+    expect_commit(&fx->r, 1, 3, 4, 4);
+    fixture_free(fx);
 }
 
 /* Three transactions of two frames; a flipped bit anywhere in tx 2 (except unused header
@@ -414,150 +425,118 @@ Test(wal_decoder, bit_flips_stop_the_chain)
                               f4 + 7,  f4 + 10, f4 + 20, f4 + 24,  f4 + 535};
     for (size_t i = 0; i < sizeof(spots) / sizeof(spots[0]); i++) {
         for (unsigned bit = 0; bit < 8; bit += 7) {
-            struct walgen *g = walgen_new(ps, false, 42, 43);
-            struct memwal f;
-            struct rec r, r2;
-            struct wal_decoder *d, *d2;
+            struct walgen *g = wal_new(ps, 42, 43);
+            struct fixture *fx = fixture_new(g);
 
-            walgen_header(g);
             for (uint32_t t = 0; t < 3; t++) {
                 walgen_frame(g, 1, 0, t);
                 walgen_commit(g, 2, 2 + t);
             }
             walgen_flip_bit(g, spots[i], bit);
-            d = feed(&r, &f, g, SPLIT_NONE, 0);
-            cr_expect_eq(r.n, 1, "flip at %llu bit %u: %zu commits", (unsigned long long)spots[i],
-                         bit, r.n);
-            cr_expect_eq(wal_decoder_committed(d), 2u);
-            d2 = rec_decoder(&r2, walgen_image(g));
-            cr_assert_eq(wal_decoder_scan(d2, walgen_image(g)->len, NULL), 0);
-            cr_expect_eq(r2.n, 1, "scan: flip at %llu", (unsigned long long)spots[i]);
-            wal_decoder_free(d);
-            wal_decoder_free(d2);
-            memwal_free(&f);
-            walgen_free(g);
+            fixture_feed(fx);
+            cr_expect_eq(fx->r.n, 1, "flip at %llu bit %u: %zu commits",
+                         (unsigned long long)spots[i], bit, fx->r.n);
+            cr_expect_eq(wal_decoder_committed(fx->d), 2u);
+            fixture_scan(fx, walgen_image(g));
+            cr_expect_eq(fx->scan_r.n, 1, "scan: flip at %llu", (unsigned long long)spots[i]);
+            fixture_free(fx);
         }
     }
 }
 
 Test(wal_decoder, foreign_salt_frame_is_not_committed)
 {
-    struct walgen *g = walgen_new(4096, false, 10, 20);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(4096, 10, 20);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);
     walgen_commit(g, 1, 1);
     walgen_flip_bit(g, 32 + 4120 + 8, 0); /* salt-1 of frame 2 */
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n, 1);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n, 1);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, restart_with_new_salts_counts_from_one)
 {
-    struct walgen *g = walgen_new(1024, false, 100, 200);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 100, 200);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     for (uint32_t i = 0; i < 3; i++) {
         walgen_frame(g, 1, 0, i);
         walgen_commit(g, 2, 2);
     }
     walgen_restart(g, 101, 999); /* checkpointed; new salts; old frames 3..6 stay stale */
     walgen_commit(g, 3, 3);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n_restarts, 2);
-    cr_assert_eq(r.n, 4);
-    expect_commit(&r, 2, 5, 6, 2);
-    expect_commit(&r, 3, 1, 1, 3);
-    cr_expect_eq(r.c[3].salt1, 101u);
-    cr_expect_eq(r.c[3].salt2, 999u);
-    cr_expect_eq(r.c[3].ckpt_seq, 1u);
-    cr_expect_eq(r.last_header.salt2, 999u);
-    cr_expect_eq(wal_decoder_committed(d), 1u);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n_restarts, 2);
+    cr_assert_eq(fx->r.n, 4);
+    expect_commit(&fx->r, 2, 5, 6, 2);
+    expect_commit(&fx->r, 3, 1, 1, 3);
+    cr_expect_eq(fx->r.c[3].salt1, 101u);
+    cr_expect_eq(fx->r.c[3].salt2, 999u);
+    cr_expect_eq(fx->r.c[3].ckpt_seq, 1u);
+    cr_expect_eq(fx->r.last_header.salt2, 999u);
+    cr_expect_eq(wal_decoder_committed(fx->d), 1u);
     /* a scan sees only the new sequence (old frames have old salts) */
-    struct rec r2;
-    struct wal_decoder *d2 = rec_decoder(&r2, walgen_image(g));
-    cr_assert_eq(wal_decoder_scan(d2, walgen_image(g)->len, NULL), 0);
-    cr_expect_eq(r2.n_restarts, 1);
-    cr_assert_eq(r2.n, 1);
-    expect_commit(&r2, 0, 1, 1, 3);
-    wal_decoder_free(d);
-    wal_decoder_free(d2);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_scan(fx, walgen_image(g));
+    cr_expect_eq(fx->scan_r.n_restarts, 1);
+    cr_assert_eq(fx->scan_r.n, 1);
+    expect_commit(&fx->scan_r, 0, 1, 1, 3);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, identical_header_rewrite_is_not_a_restart)
 {
-    struct walgen *g = walgen_new(1024, false, 100, 200);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 100, 200);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_frame(g, 1, 0, 0); /* spilled, rolled back, header written again */
     walgen_rollback_to(g, 0);
     walgen_header(g);
     walgen_commit(g, 1, 1);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n_restarts, 1);
-    cr_assert_eq(r.n, 1);
-    expect_commit(&r, 0, 1, 1, 1);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n_restarts, 1);
+    cr_assert_eq(fx->r.n, 1);
+    expect_commit(&fx->r, 0, 1, 1, 1);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, truncation_ends_sequence_only_below_committed_end)
 {
-    struct walgen *g = walgen_new(1024, false, 1, 2);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 1, 2);
+    struct fixture *fx = fixture_new(g);
     uint64_t fsz = 24 + 1024;
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);
     walgen_commit(g, 2, 2);
     walgen_truncate(g, 32 + 2 * fsz);  /* exactly the committed end: silent */
     walgen_truncate(g, 32 + 10 * fsz); /* extension: silent */
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n_truncates, 0);
-    cr_expect_eq(wal_decoder_committed(d), 2u);
-    cr_assert_eq(wal_decoder_truncated(d, 32 + fsz, NULL), 0); /* below: ends it */
-    cr_expect_eq(r.n_truncates, 1);
-    cr_expect_eq(r.last_truncate, 32 + fsz);
-    cr_expect_eq(wal_decoder_committed(d), 0u);
-    cr_expect_eq(wal_decoder_page_size(d), 0u);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n_truncates, 0);
+    cr_expect_eq(wal_decoder_committed(fx->d), 2u);
+    cr_assert_eq(wal_decoder_truncated(fx->d, 32 + fsz, NULL), 0); /* below: ends it */
+    cr_expect_eq(fx->r.n_truncates, 1);
+    cr_expect_eq(fx->r.last_truncate, 32 + fsz);
+    cr_expect_eq(wal_decoder_committed(fx->d), 0u);
+    cr_expect_eq(wal_decoder_page_size(fx->d), 0u);
     struct wal_header h;
-    cr_expect(!wal_decoder_header(d, &h));
+    cr_expect(!wal_decoder_header(fx->d, &h));
     /* frames written without a header are ignored */
-    cr_assert_eq(wal_decoder_wrote(d, 32, f.data + 32, (size_t)fsz, NULL), 0);
-    cr_expect_eq(r.n, 2);
-    wal_decoder_free(d);
-    memwal_free(&f);
+    cr_assert_eq(wal_decoder_wrote(fx->d, 32, fx->f.data + 32, (size_t)fsz, NULL), 0);
+    cr_expect_eq(fx->r.n, 2);
 
     /* truncate to 0, then a new WAL: restart, frames from 1 */
     walgen_truncate(g, 0);
     walgen_restart(g, 5, 6);
     walgen_commit(g, 3, 3);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n_truncates, 1);
-    cr_expect_eq(r.last_truncate, 0u);
-    cr_expect_eq(r.n_restarts, 2);
-    cr_assert_eq(r.n, 3);
-    expect_commit(&r, 2, 1, 1, 3);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n_truncates, 1);
+    cr_expect_eq(fx->r.last_truncate, 0u);
+    cr_expect_eq(fx->r.n_restarts, 2);
+    cr_assert_eq(fx->r.n, 3);
+    expect_commit(&fx->r, 2, 1, 1, 3);
+    fixture_free(fx);
 }
 
 /* A mixed history: commits, a spill with checksum rewrite, rollback, padding, restart. */
@@ -605,27 +584,40 @@ static void same_commits(const struct rec *a, const struct rec *b, const char *w
     }
 }
 
-Test(wal_decoder, mixed_history_expected_commits)
+/* The whole log of fx->g, split as asked, into a fresh decoder and file: the same commits as
+ * fx->r and the same file as the WAL image. */
+static void expect_same_when_split(struct fixture *fx, enum split mode, unsigned seed,
+                                   const char *what)
 {
-    struct walgen *g = mixed_history(1024, false);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d = feed(&r, &f, g, SPLIT_NONE, 0);
+    struct rec *r = malloc(sizeof(*r));
+    struct memwal f = {0};
+    struct wal_decoder *d = rec_decoder(r, &f);
 
-    cr_expect_eq(r.n_restarts, 2);
-    cr_assert_eq(r.n, 8, "%zu commits", r.n);
-    expect_commit(&r, 0, 1, 1, 1);
-    expect_commit(&r, 1, 2, 4, 3);
-    expect_commit(&r, 3, 8, 10, 3);
-    expect_commit(&r, 4, 11, 14, 6);
-    expect_commit(&r, 5, 15, 16, 6);
-    expect_commit(&r, 6, 17, 17, 6);
-    expect_commit(&r, 7, 1, 2, 6);
-    for (size_t i = 0; i < r.n; i++)
-        cr_expect(!r.c[i].rechained, "commit %zu rechained", i);
+    replay(d, &f, walgen_ops(fx->g), 0, walgen_ops(fx->g)->n, mode, seed);
+    same_commits(&fx->r, r, what);
+    cr_expect_eq(f.len, walgen_image(fx->g)->len, "%s: file length", what);
     wal_decoder_free(d);
     memwal_free(&f);
-    walgen_free(g);
+    free(r);
+}
+
+Test(wal_decoder, mixed_history_expected_commits)
+{
+    struct fixture *fx = fixture_new(mixed_history(1024, false));
+
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n_restarts, 2);
+    cr_assert_eq(fx->r.n, 8, "%zu commits", fx->r.n);
+    expect_commit(&fx->r, 0, 1, 1, 1);
+    expect_commit(&fx->r, 1, 2, 4, 3);
+    expect_commit(&fx->r, 3, 8, 10, 3);
+    expect_commit(&fx->r, 4, 11, 14, 6);
+    expect_commit(&fx->r, 5, 15, 16, 6);
+    expect_commit(&fx->r, 6, 17, 17, 6);
+    expect_commit(&fx->r, 7, 1, 2, 6);
+    for (size_t i = 0; i < fx->r.n; i++)
+        cr_expect(!fx->r.c[i].rechained, "commit %zu rechained", i);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, random_splits_give_the_same_commits)
@@ -633,84 +625,50 @@ Test(wal_decoder, random_splits_give_the_same_commits)
     const uint32_t sizes[] = {512, 4096, 65536};
     for (size_t s = 0; s < 3; s++) {
         for (int be = 0; be <= 1; be++) {
-            struct walgen *g = mixed_history(sizes[s], be);
-            struct memwal f0;
-            struct rec *base = malloc(sizeof(*base)), *other = malloc(sizeof(*other));
-            struct wal_decoder *d0 = feed(base, &f0, g, SPLIT_NONE, 0);
+            struct fixture *fx = fixture_new(mixed_history(sizes[s], be));
 
-            cr_assert_eq(base->n, 8);
-            for (unsigned seed = 1; seed <= 4; seed++) {
-                struct memwal f;
-                struct wal_decoder *d = feed(other, &f, g, SPLIT_RANDOM, seed);
-                same_commits(base, other, "random");
-                cr_expect_eq(f.len, walgen_image(g)->len);
-                wal_decoder_free(d);
-                memwal_free(&f);
-            }
-            {
-                struct memwal f;
-                struct wal_decoder *d = feed(other, &f, g, SPLIT_COALESCE, 0);
-                same_commits(base, other, "coalesced");
-                wal_decoder_free(d);
-                memwal_free(&f);
-            }
-            if (sizes[s] == 512) {
-                struct memwal f;
-                struct wal_decoder *d = feed(other, &f, g, SPLIT_BYTES, 0);
-                same_commits(base, other, "bytes");
-                wal_decoder_free(d);
-                memwal_free(&f);
-            }
-            wal_decoder_free(d0);
-            memwal_free(&f0);
-            free(base);
-            free(other);
-            walgen_free(g);
+            fixture_feed(fx);
+            cr_assert_eq(fx->r.n, 8);
+            for (unsigned seed = 1; seed <= 4; seed++)
+                expect_same_when_split(fx, SPLIT_RANDOM, seed, "random");
+            expect_same_when_split(fx, SPLIT_COALESCE, 0, "coalesced");
+            if (sizes[s] == 512)
+                expect_same_when_split(fx, SPLIT_BYTES, 0, "bytes");
+            fixture_free(fx);
         }
     }
 }
 
 Test(wal_decoder, scan_equals_incremental_and_resumes)
 {
-    struct walgen *g = walgen_new(2048, false, 8, 9);
-    struct memwal f;
-    struct rec r, r2;
-    struct wal_decoder *d, *d2;
+    struct walgen *g = wal_new(2048, 8, 9);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     for (uint32_t t = 0; t < 50; t++) {
         for (uint32_t p = 0; p < t % 7; p++)
             walgen_frame(g, 2 + p, 0, t);
         walgen_commit(g, 1, 10 + t);
     }
     walgen_frame(g, 2, 0, 99); /* open tail */
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    d2 = rec_decoder(&r2, walgen_image(g));
-    cr_assert_eq(wal_decoder_scan(d2, walgen_image(g)->len, NULL), 0);
-    same_commits(&r, &r2, "scan");
-    cr_expect_eq(r2.n_restarts, 1);
-    cr_expect_eq(wal_decoder_committed(d2), wal_decoder_committed(d));
+    fixture_feed(fx);
+    fixture_scan(fx, walgen_image(g));
+    same_commits(&fx->r, &fx->scan_r, "scan");
+    cr_expect_eq(fx->scan_r.n_restarts, 1);
+    cr_expect_eq(wal_decoder_committed(fx->scan_d), wal_decoder_committed(fx->d));
     uint32_t s1[2], s2[2];
-    cr_assert(wal_decoder_checksum(d, s1));
-    cr_assert(wal_decoder_checksum(d2, s2));
+    cr_assert(wal_decoder_checksum(fx->d, s1));
+    cr_assert(wal_decoder_checksum(fx->scan_d, s2));
     cr_expect_eq(s1[0], s2[0]);
     cr_expect_eq(s1[1], s2[1]);
     /* the scanned decoder continues incrementally */
     size_t before = walgen_ops(g)->n;
     walgen_commit(g, 1, 77);
-    {
-        struct walops rest = *walgen_ops(g);
-        rest.v += before;
-        rest.n -= before;
-        replay(d2, walgen_image(g), &rest, rest.n, SPLIT_NONE, 0);
-    }
-    cr_assert_eq(r2.n, r.n + 1);
-    cr_expect_eq(r2.c[r2.n - 1].db_pages, 77u);
-    cr_expect_eq(r2.c[r2.n - 1].first, wal_decoder_committed(d) + 1);
-    wal_decoder_free(d);
-    wal_decoder_free(d2);
-    memwal_free(&f);
-    walgen_free(g);
+    replay(fx->scan_d, walgen_image(g), walgen_ops(g), before, walgen_ops(g)->n, SPLIT_NONE, 0);
+    cr_assert_eq(fx->scan_r.n, fx->r.n + 1);
+    const struct wal_commit *last = &fx->scan_r.c[fx->scan_r.n - 1];
+    cr_expect_eq(last->db_pages, 77u);
+    cr_expect_eq(last->first, wal_decoder_committed(fx->d) + 1);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, scan_of_short_or_invalid_file_has_no_header)
@@ -733,84 +691,70 @@ Test(wal_decoder, scan_of_short_or_invalid_file_has_no_header)
 
 Test(wal_decoder, commit_callback_error_is_reported_again)
 {
-    struct walgen *g = walgen_new(1024, false, 1, 2);
-    struct memwal f = {0};
-    struct rec r;
-    struct wal_decoder *d = rec_decoder(&r, &f);
+    struct walgen *g = wal_new(1024, 1, 2);
+    struct fixture *fx = fixture_new(g);
     struct err e = {0};
     const struct walops *ops;
 
-    walgen_header(g);
     walgen_frame(g, 1, 0, 0);
     walgen_commit(g, 2, 2);
     ops = walgen_ops(g);
-    r.fail_next = ENOSPC;
+    fx->r.fail_next = ENOSPC;
     for (size_t i = 0; i < ops->n; i++) {
-        memwal_write(&f, ops->v[i].off, ops->v[i].data, ops->v[i].len);
-        int rc = wal_decoder_wrote(d, ops->v[i].off, ops->v[i].data, ops->v[i].len, &e);
+        const struct walop *op = &ops->v[i];
+        int rc = apply_write(fx->d, &fx->f, op->off, op->data, op->len, &e);
         if (i + 1 < ops->n)
             cr_assert_eq(rc, 0);
         else
             cr_assert_eq(rc, ENOSPC);
     }
     cr_expect(strstr(e.msg, "refused") != NULL, "%s", e.msg);
-    cr_expect_eq(r.n, 0);
-    cr_expect_eq(wal_decoder_committed(d), 0u);
-    cr_assert_eq(wal_decoder_recheck(d, NULL), 0);
-    cr_assert_eq(r.n, 1);
-    expect_commit(&r, 0, 1, 2, 2);
-    cr_assert_eq(wal_decoder_recheck(d, NULL), 0);
-    cr_expect_eq(r.n, 1);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    cr_expect_eq(fx->r.n, 0);
+    cr_expect_eq(wal_decoder_committed(fx->d), 0u);
+    cr_assert_eq(wal_decoder_recheck(fx->d, NULL), 0);
+    cr_assert_eq(fx->r.n, 1);
+    expect_commit(&fx->r, 0, 1, 2, 2);
+    cr_assert_eq(wal_decoder_recheck(fx->d, NULL), 0);
+    cr_expect_eq(fx->r.n, 1);
+    fixture_free(fx);
 }
 
 /* Non-commit writes read nothing back; each commit reads back only its own earlier frames. */
 Test(wal_decoder, read_back_cost)
 {
-    struct walgen *g = walgen_new(4096, false, 1, 2);
-    struct memwal f = {0};
-    struct rec r;
-    struct wal_decoder *d = rec_decoder(&r, &f);
+    struct walgen *g = wal_new(4096, 1, 2);
+    struct fixture *fx = fixture_new(g);
     const struct walops *ops;
     size_t done = 0;
 
-    walgen_header(g);
     for (uint32_t t = 0; t < 20; t++) {
         for (uint32_t p = 0; p < 3; p++)
             walgen_frame(g, 2 + p, 0, t);
         walgen_commit(g, 1, 5);
         ops = walgen_ops(g);
-        size_t reads_before = r.n_reads, bytes_before = r.read_bytes;
+        size_t reads_before = fx->r.n_reads, bytes_before = fx->r.read_bytes;
         for (; done < ops->n; done++) {
             const struct walop *op = &ops->v[done];
-            memwal_write(&f, op->off, op->data, op->len);
-            size_t reads = r.n_reads;
-            cr_assert_eq(wal_decoder_wrote(d, op->off, op->data, op->len, NULL), 0);
+            size_t reads = fx->r.n_reads;
+            cr_assert_eq(apply_write(fx->d, &fx->f, op->off, op->data, op->len, NULL), 0);
             if (done + 1 < ops->n)
-                cr_assert_eq(r.n_reads, reads, "op %zu is not a commit but read back", done);
+                cr_assert_eq(fx->r.n_reads, reads, "op %zu is not a commit but read back", done);
         }
-        cr_expect_eq(r.n, t + 1);
+        cr_expect_eq(fx->r.n, t + 1);
         /* at most: the 3 earlier frames + the commit frame's header */
-        cr_expect_leq(r.read_bytes - bytes_before, 3 * 4120 + 24, "tx %u read %zu", t,
-                      r.read_bytes - bytes_before);
-        cr_expect_leq(r.n_reads - reads_before, 2);
+        cr_expect_leq(fx->r.read_bytes - bytes_before, 3 * 4120 + 24, "tx %u read %zu", t,
+                      fx->r.read_bytes - bytes_before);
+        cr_expect_leq(fx->r.n_reads - reads_before, 2);
     }
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_free(fx);
 }
 
 /* A corrupt frame is not re-read on every later commit. */
 Test(wal_decoder, corrupt_tail_is_not_reread_on_every_commit)
 {
-    struct walgen *g = walgen_new(1024, false, 1, 2);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 1, 2);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);
     walgen_frame(g, 2, 0, 0);
     walgen_commit(g, 1, 2);
@@ -819,23 +763,20 @@ Test(wal_decoder, corrupt_tail_is_not_reread_on_every_commit)
         walgen_frame(g, 2, 0, (uint32_t)t);
         walgen_commit(g, 1, 2);
     }
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n, 1);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n, 1);
     /* the first failed validation reads ~2 frames; later commits must not re-read them all */
-    cr_expect_lt(r.read_bytes, (size_t)20 * 1048, "read back %zu bytes", r.read_bytes);
+    cr_expect_lt(fx->r.read_bytes, (size_t)20 * 1048, "read back %zu bytes", fx->r.read_bytes);
     /* rewriting the bad frame correctly (as SQLite never would) revives the chain */
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_free(fx);
 }
 
 /* SQLite 3.40.1 after ROLLBACK TO of a spilled savepoint: the commit's frames stay zero-salted
  * (never rewritten) and the next transaction chains from a stale value. */
 static struct walgen *sqlite_bug_history(void)
 {
-    struct walgen *g = walgen_new(1024, false, 0x51, 0x52);
+    struct walgen *g = wal_new(1024, 0x51, 0x52);
 
-    walgen_header(g);
     walgen_frame(g, 1, 0, 0);
     walgen_commit(g, 2, 2);            /* tx 1: frames 1-2 */
     walgen_frame_unsalted(g, 3, 0, 0); /* tx 2: frames 3-4, zero-salted, never rewritten */
@@ -850,79 +791,58 @@ static struct walgen *sqlite_bug_history(void)
 Test(wal_decoder, sqlite_bug_zero_salted_commit_is_rechained)
 {
     struct walgen *g = sqlite_bug_history();
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d = feed(&r, &f, g, SPLIT_NONE, 0);
+    struct fixture *fx = fixture_new(g);
+    const struct wal_commit *c = fx->r.c;
 
-    cr_assert_eq(r.n, 4, "%zu commits", r.n);
-    expect_commit(&r, 0, 1, 2, 2);
-    expect_commit(&r, 1, 3, 4, 3);
-    expect_commit(&r, 2, 5, 6, 3);
-    expect_commit(&r, 3, 7, 7, 3);
-    cr_expect(!r.c[0].rechained);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n, 4, "%zu commits", fx->r.n);
+    expect_commit(&fx->r, 0, 1, 2, 2);
+    expect_commit(&fx->r, 1, 3, 4, 3);
+    expect_commit(&fx->r, 2, 5, 6, 3);
+    expect_commit(&fx->r, 3, 7, 7, 3);
+    cr_expect(!c[0].rechained);
     for (size_t i = 1; i < 4; i++) {
-        cr_expect(r.c[i].rechained, "commit %zu", i);
-        cr_expect_eq(r.c[i].prev1, r.c[i - 1].cksum1);
-        cr_expect_eq(r.c[i].prev2, r.c[i - 1].cksum2);
+        cr_expect(c[i].rechained, "commit %zu", i);
+        cr_expect_eq(c[i].prev1, c[i - 1].cksum1);
+        cr_expect_eq(c[i].prev2, c[i - 1].cksum2);
     }
     /* rechaining every reported frame gives a WAL that validates strictly */
     struct memwal shipped = {0};
     memwal_write(&shipped, 0, walgen_image(g)->data, walgen_image(g)->len);
     for (size_t i = 1; i < 4; i++) {
-        uint32_t s[2] = {r.c[i].prev1, r.c[i].prev2};
-        wal_frames_rechain(false, r.c[i].salt1, r.c[i].salt2, 1024, shipped.data + r.c[i].first_off,
-                           r.c[i].last - r.c[i].first + 1, s);
-        cr_expect_eq(s[0], r.c[i].cksum1);
-        cr_expect_eq(s[1], r.c[i].cksum2);
+        uint32_t s[2] = {c[i].prev1, c[i].prev2};
+        wal_frames_rechain(false, c[i].salt1, c[i].salt2, 1024, shipped.data + c[i].first_off,
+                           c[i].last - c[i].first + 1, s);
+        cr_expect_eq(s[0], c[i].cksum1);
+        cr_expect_eq(s[1], c[i].cksum2);
     }
-    struct rec r2;
-    struct wal_decoder *d2 = rec_decoder(&r2, &shipped);
-    cr_assert_eq(wal_decoder_scan(d2, shipped.len, NULL), 0);
-    same_commits(&r, &r2, "shipped");
+    fixture_scan(fx, &shipped);
+    same_commits(&fx->r, &fx->scan_r, "shipped");
     /* a scan of the original never applies the rule */
-    struct rec r3;
-    struct wal_decoder *d3 = rec_decoder(&r3, walgen_image(g));
-    cr_assert_eq(wal_decoder_scan(d3, walgen_image(g)->len, NULL), 0);
-    cr_expect_eq(r3.n, 1);
+    fixture_scan(fx, walgen_image(g));
+    cr_expect_eq(fx->scan_r.n, 1);
     /* the same in any split */
-    for (unsigned seed = 1; seed <= 6; seed++) {
-        struct memwal f2;
-        struct rec *o = malloc(sizeof(*o));
-        struct wal_decoder *d4 =
-            feed(o, &f2, g, seed % 3 == 0 ? SPLIT_COALESCE : SPLIT_RANDOM, seed);
-        same_commits(&r, o, "split");
-        wal_decoder_free(d4);
-        memwal_free(&f2);
-        free(o);
-    }
-    wal_decoder_free(d);
-    wal_decoder_free(d2);
-    wal_decoder_free(d3);
-    memwal_free(&f);
+    for (unsigned seed = 1; seed <= 6; seed++)
+        expect_same_when_split(fx, seed % 3 == 0 ? SPLIT_COALESCE : SPLIT_RANDOM, seed, "split");
+    fixture_free(fx);
     memwal_free(&shipped);
-    walgen_free(g);
 }
 
 Test(wal_decoder, zero_salted_commit_without_proof_is_not_reported)
 {
-    struct walgen *g = walgen_new(1024, false, 0x51, 0x52);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 0x51, 0x52);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);
     walgen_frame_unsalted(g, 3, 0, 0); /* a commit torn between frame write and rewrite */
     walgen_frame_unsalted(g, 1, 3, 0);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n, 1);
-    /* a stale, correctly salted frame already after it is no proof */
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n, 1);
+    fixture_free(fx);
 
-    g = walgen_new(1024, false, 0x51, 0x52);
-    walgen_header(g);
+    /* a stale, correctly salted frame already after it is no proof */
+    g = wal_new(1024, 0x51, 0x52);
+    fx = fixture_new(g);
     walgen_commit(g, 1, 1);
     walgen_frame(g, 2, 0, 0); /* frames 2-4 spilled then rolled back: stale, salted */
     walgen_frame(g, 3, 0, 0);
@@ -930,35 +850,28 @@ Test(wal_decoder, zero_salted_commit_without_proof_is_not_reported)
     walgen_rollback_to(g, 1);
     walgen_frame_unsalted(g, 3, 0, 1);
     walgen_frame_unsalted(g, 1, 3, 1); /* frame 3; frame 4 still the stale one */
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_expect_eq(r.n, 1);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_expect_eq(fx->r.n, 1);
+    fixture_free(fx);
 }
 
 Test(wal_decoder, sqlite_bug_commit_settled_by_restart)
 {
-    struct walgen *g = walgen_new(1024, false, 0x51, 0x52);
-    struct memwal f;
-    struct rec r;
-    struct wal_decoder *d;
+    struct walgen *g = wal_new(1024, 0x51, 0x52);
+    struct fixture *fx = fixture_new(g);
 
-    walgen_header(g);
     walgen_commit(g, 1, 1);
     walgen_frame_unsalted(g, 3, 0, 0);
     walgen_frame_unsalted(g, 1, 3, 0);
     walgen_restart(g, 0x53, 0x54); /* checkpointed (it was committed), restarted */
     walgen_commit(g, 2, 3);
-    d = feed(&r, &f, g, SPLIT_NONE, 0);
-    cr_assert_eq(r.n, 3);
-    expect_commit(&r, 1, 2, 3, 3);
-    cr_expect(r.c[1].rechained);
-    cr_expect_eq(r.c[1].salt1, 0x51u);
-    expect_commit(&r, 2, 1, 1, 3);
-    cr_expect(!r.c[2].rechained, "the new sequence chains normally");
-    cr_expect_eq(r.n_restarts, 2);
-    wal_decoder_free(d);
-    memwal_free(&f);
-    walgen_free(g);
+    fixture_feed(fx);
+    cr_assert_eq(fx->r.n, 3);
+    expect_commit(&fx->r, 1, 2, 3, 3);
+    cr_expect(fx->r.c[1].rechained);
+    cr_expect_eq(fx->r.c[1].salt1, 0x51u);
+    expect_commit(&fx->r, 2, 1, 1, 3);
+    cr_expect(!fx->r.c[2].rechained, "the new sequence chains normally");
+    cr_expect_eq(fx->r.n_restarts, 2);
+    fixture_free(fx);
 }
