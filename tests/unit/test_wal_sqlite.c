@@ -111,6 +111,22 @@ static int pread_all(int fd, void *buf, size_t len, uint64_t off, size_t *got)
     return 0;
 }
 
+/* All of fd's file (caller frees), its size in *len_out. */
+static uint8_t *read_file(int fd, size_t *len_out)
+{
+    struct stat st;
+    uint8_t *buf;
+    size_t got;
+
+    cr_assert_eq(fstat(fd, &st), 0);
+    buf = malloc((size_t)st.st_size + 1);
+    cr_assert_not_null(buf);
+    cr_assert_eq(pread_all(fd, buf, (size_t)st.st_size, 0, &got), 0);
+    cr_assert_eq(got, (size_t)st.st_size);
+    *len_out = got;
+    return buf;
+}
+
 static int live_read(void *arg, uint64_t off, void *buf, size_t len, size_t *got, struct err *e)
 {
     struct live *l = arg;
@@ -386,14 +402,21 @@ static int64_t query_int(struct live *l, const char *sql)
     return v;
 }
 
+/* The newest commit the decoder reported. */
+static const struct wal_commit *last_commit(const struct live *l)
+{
+    cr_assert_gt(l->n_commits, 0, "no commit reported yet");
+    return &l->commits[l->n_commits - 1];
+}
+
 /* Statement(s), then: the db size after the last commit is what SQLite says. */
 static void run(struct live *l, const char *sql)
 {
     size_t before = l->n_commits;
     live_exec(l, sql);
     if (l->n_commits > before && !l->deferred_pending)
-        cr_assert_eq((int64_t)l->commits[l->n_commits - 1].db_pages,
-                     query_int(l, "PRAGMA page_count"), "after '%.60s'", sql);
+        cr_assert_eq((int64_t)last_commit(l)->db_pages, query_int(l, "PRAGMA page_count"),
+                     "after '%.60s'", sql);
 }
 
 /* Creates an empty WAL database (page size, journal mode set through the default VFS), then
@@ -490,15 +513,33 @@ static int rp_read(void *arg, uint64_t off, void *buf, size_t len, size_t *got, 
     return memwal_read(&r->file, off, buf, len, got, e);
 }
 
+/* An empty replayed state (caller frees) and, in *d_out, a decoder that records into it and
+ * reads back its file. */
+static struct replayed *replayed_new(struct wal_decoder **d_out)
+{
+    struct replayed *r = calloc(1, sizeof(*r));
+    struct wal_decoder_ops ops = {rp_read, rp_commit, NULL, NULL};
+
+    cr_assert_not_null(r);
+    *d_out = wal_decoder_new(&ops, r, NULL);
+    cr_assert_not_null(*d_out);
+    return r;
+}
+
+static void replayed_free(struct replayed *r)
+{
+    memwal_free(&r->file);
+    free(r->c);
+    free(r);
+}
+
 /* Replays the recorded writes into a fresh decoder; split: 0 as recorded, 1 random chunks,
  * 2 contiguous writes merged. Returns the replayed state (caller frees). */
 static struct replayed *replay_ops(const struct walops *ops, int split, unsigned seed)
 {
-    struct replayed *r = calloc(1, sizeof(*r));
-    struct wal_decoder_ops dops = {rp_read, rp_commit, NULL, NULL};
-    struct wal_decoder *d = wal_decoder_new(&dops, r, NULL);
+    struct wal_decoder *d;
+    struct replayed *r = replayed_new(&d);
 
-    cr_assert_not_null(d);
     srand(seed);
     for (size_t i = 0; i < ops->n; i++) {
         const struct walop *op = &ops->v[i];
@@ -534,17 +575,36 @@ static struct replayed *replay_ops(const struct walops *ops, int split, unsigned
     return r;
 }
 
-static void replayed_free(struct replayed *r)
+/* The recorded writes replayed (split as replay_ops takes it) give the live decoder's commits. */
+static void expect_same_replay(const struct live *l, int split, unsigned seed, const char *what)
 {
-    memwal_free(&r->file);
-    free(r->c);
-    free(r);
+    struct replayed *r = replay_ops(&l->ops, split, seed);
+
+    same_commit_lists(l->commits, l->n_commits, r->c, r->n, what);
+    replayed_free(r);
+}
+
+/* A fresh decoder's startup scan of a copy of the WAL bytes: what it reported (caller frees),
+ * and its committed frame count in *committed_out. */
+static struct replayed *scan_wal(const uint8_t *wal, size_t len, uint32_t *committed_out)
+{
+    struct wal_decoder *d;
+    struct replayed *s = replayed_new(&d);
+
+    memwal_write(&s->file, 0, wal, len);
+    cr_assert_eq(wal_decoder_scan(d, len, NULL), 0);
+    *committed_out = wal_decoder_committed(d);
+    wal_decoder_free(d);
+    return s;
 }
 
 /* End of a test: replays, scan, final checkpoint and shadow comparison, cleanup. */
 static void live_finish(struct live *l)
 {
-    struct stat st;
+    struct replayed *r;
+    uint8_t *wal, *db;
+    size_t wal_len, db_len;
+    uint32_t committed;
 
     match_expected(l, false);
     cr_assert_str_empty(l->failure, "%s", l->failure);
@@ -553,52 +613,31 @@ static void live_finish(struct live *l)
     cr_assert_gt(l->n_commits, 0);
 
     /* the tap saw every byte: the replayed image equals the real WAL */
-    struct replayed *r0 = replay_ops(&l->ops, 0, 0);
-    cr_assert_eq(fstat(l->wal_fd, &st), 0);
-    cr_assert_eq((size_t)st.st_size, r0->file.len);
-    {
-        uint8_t *real = malloc(r0->file.len + 1);
-        size_t got;
-        cr_assert_eq(pread_all(l->wal_fd, real, r0->file.len, 0, &got), 0);
-        cr_assert_eq(got, r0->file.len);
-        cr_assert(memcmp(real, r0->file.data, r0->file.len) == 0, "replayed WAL differs");
-        free(real);
-    }
-    replayed_free(r0);
+    wal = read_file(l->wal_fd, &wal_len);
+    r = replay_ops(&l->ops, 0, 0);
+    cr_assert_eq(wal_len, r->file.len);
+    cr_assert(memcmp(wal, r->file.data, wal_len) == 0, "replayed WAL differs");
+    replayed_free(r);
     /* startup scan of the real file = the commits of the current sequence */
+    r = scan_wal(wal, wal_len, &committed);
+    free(wal);
     {
-        struct replayed *s = calloc(1, sizeof(*s));
-        struct wal_decoder_ops sops = {rp_read, rp_commit, NULL, NULL};
-        struct wal_decoder *d;
-        size_t got;
-        s->file.data = malloc((size_t)st.st_size + 1);
-        s->file.len = s->file.cap = (size_t)st.st_size;
-        cr_assert_eq(pread_all(l->wal_fd, s->file.data, (size_t)st.st_size, 0, &got), 0);
-        d = wal_decoder_new(&sops, s, NULL);
-        cr_assert_eq(wal_decoder_scan(d, (uint64_t)st.st_size, NULL), 0);
         /* a scan never applies the SQLite-bug rule: it stops before a rechained commit */
         size_t n_strict = 0;
         while (l->seq_start + n_strict < l->n_commits &&
                !l->commits[l->seq_start + n_strict].rechained)
             n_strict++;
-        same_commit_lists(l->commits + l->seq_start, n_strict, s->c, s->n, "scan");
+        same_commit_lists(l->commits + l->seq_start, n_strict, r->c, r->n, "scan");
         if (n_strict == l->n_commits - l->seq_start)
-            cr_assert_eq(wal_decoder_committed(d), wal_decoder_committed(l->dec));
-        wal_decoder_free(d);
-        replayed_free(s);
+            cr_assert_eq(committed, wal_decoder_committed(l->dec));
     }
+    replayed_free(r);
     /* the shipped (rechained) WAL of the current sequence validates strictly */
     if (l->n_commits > l->seq_start) {
-        struct replayed *s = calloc(1, sizeof(*s));
-        struct wal_decoder_ops sops = {rp_read, rp_commit, NULL, NULL};
-        struct wal_decoder *d;
-        memwal_write(&s->file, 0, l->shipped.data, l->shipped.len);
-        d = wal_decoder_new(&sops, s, NULL);
-        cr_assert_eq(wal_decoder_scan(d, s->file.len, NULL), 0);
-        same_commit_lists(l->commits + l->seq_start, l->n_commits - l->seq_start, s->c, s->n,
+        r = scan_wal(l->shipped.data, l->shipped.len, &committed);
+        same_commit_lists(l->commits + l->seq_start, l->n_commits - l->seq_start, r->c, r->n,
                           "shipped");
-        wal_decoder_free(d);
-        replayed_free(s);
+        replayed_free(r);
     }
 
     /* the reported frames rebuild the database */
@@ -610,31 +649,16 @@ static void live_finish(struct live *l)
         cr_assert_str_eq((const char *)sqlite3_column_text(st2, 0), "ok");
         sqlite3_finalize(st2);
     }
-    {
-        uint8_t *real;
-        size_t got;
-        cr_assert_eq(fstat(l->db_fd, &st), 0);
-        cr_assert_eq((size_t)st.st_size, l->shadow_len, "db %lld bytes, shadow %zu",
-                     (long long)st.st_size, l->shadow_len);
-        real = malloc(l->shadow_len + 1);
-        cr_assert_eq(pread_all(l->db_fd, real, l->shadow_len, 0, &got), 0);
-        cr_assert(memcmp(real, l->shadow, l->shadow_len) == 0,
-                  "database differs from the frames the decoder reported");
-        free(real);
-    }
+    db = read_file(l->db_fd, &db_len);
+    cr_assert_eq(db_len, l->shadow_len, "db %zu bytes, shadow %zu", db_len, l->shadow_len);
+    cr_assert(memcmp(db, l->shadow, l->shadow_len) == 0,
+              "database differs from the frames the decoder reported");
+    free(db);
 
-    struct replayed *r;
-    r = replay_ops(&l->ops, 0, 0);
-    same_commit_lists(l->commits, l->n_commits, r->c, r->n, "replay");
-    replayed_free(r);
-    for (unsigned seed = 1; seed <= 3; seed++) {
-        r = replay_ops(&l->ops, 1, seed);
-        same_commit_lists(l->commits, l->n_commits, r->c, r->n, "random split replay");
-        replayed_free(r);
-    }
-    r = replay_ops(&l->ops, 2, 0);
-    same_commit_lists(l->commits, l->n_commits, r->c, r->n, "coalesced replay");
-    replayed_free(r);
+    expect_same_replay(l, 0, 0, "replay");
+    for (unsigned seed = 1; seed <= 3; seed++)
+        expect_same_replay(l, 1, seed, "random split replay");
+    expect_same_replay(l, 2, 0, "coalesced replay");
 
     cr_assert_eq(sqlite3_close(l->db), SQLITE_OK);
     tapvfs_unregister(l->tap);
@@ -663,10 +687,10 @@ Test(wal_sqlite, single_and_multi_page_transactions)
     run(&l, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
     cr_expect_eq(l.n_commits, 1);
     run(&l, "INSERT INTO t VALUES(1, 'a')");
-    cr_expect_eq(l.commits[l.n_commits - 1].first, l.commits[l.n_commits - 1].last);
+    cr_expect_eq(last_commit(&l)->first, last_commit(&l)->last);
     run(&l, "BEGIN; INSERT INTO t SELECT value+1, randomblob(3000) FROM gs WHERE value <= 40;"
             " COMMIT");
-    cr_expect_gt(l.commits[l.n_commits - 1].last - l.commits[l.n_commits - 1].first, 10u);
+    cr_expect_gt(last_commit(&l)->last - last_commit(&l)->first, 10u);
     for (int i = 0; i < 30; i++)
         run(&l, "UPDATE t SET v = randomblob(100) WHERE id = 1");
     cr_expect_eq(l.n_commits, 33);
@@ -740,7 +764,7 @@ Test(wal_sqlite, vacuum_shrinks_the_database)
     run(&l, "DELETE FROM t WHERE id > 20");
     int64_t before = query_int(&l, "PRAGMA page_count");
     run(&l, "VACUUM");
-    cr_assert_lt(l.commits[l.n_commits - 1].db_pages, (uint32_t)before);
+    cr_assert_lt(last_commit(&l)->db_pages, (uint32_t)before);
     live_finish(&l);
 }
 
@@ -764,13 +788,13 @@ Test(wal_sqlite, checkpoint_then_restart_with_new_salts)
     run(&l, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
     for (int i = 0; i < 5; i++)
         run(&l, "INSERT INTO t(v) VALUES(randomblob(5000))");
-    uint32_t old_salt1 = l.commits[l.n_commits - 1].salt1;
-    uint32_t old_salt2 = l.commits[l.n_commits - 1].salt2;
+    uint32_t old_salt1 = last_commit(&l)->salt1;
+    uint32_t old_salt2 = last_commit(&l)->salt2;
     cr_assert_eq(l.n_restarts, 1);
     live_exec(&l, "PRAGMA wal_checkpoint(PASSIVE)");
     run(&l, "INSERT INTO t(v) VALUES(randomblob(10))"); /* restarts the WAL */
     cr_assert_eq(l.n_restarts, 2);
-    const struct wal_commit *c = &l.commits[l.n_commits - 1];
+    const struct wal_commit *c = last_commit(&l);
     cr_expect_eq(c->first, 1u);
     cr_expect(c->salt1 != old_salt1 || c->salt2 != old_salt2);
     cr_expect_eq(c->ckpt_seq, 1u);
@@ -779,7 +803,7 @@ Test(wal_sqlite, checkpoint_then_restart_with_new_salts)
     live_exec(&l, "PRAGMA wal_checkpoint(RESTART)");
     run(&l, "INSERT INTO t(v) VALUES(randomblob(10))");
     cr_assert_eq(l.n_restarts, 3);
-    cr_expect_eq(l.commits[l.n_commits - 1].first, 1u);
+    cr_expect_eq(last_commit(&l)->first, 1u);
     live_finish(&l);
 }
 
@@ -799,7 +823,7 @@ Test(wal_sqlite, journal_size_limit_truncation_is_silent)
     cr_assert(truncated, "SQLite did not truncate the WAL");
     cr_expect_eq(l.n_truncates, 0);
     run(&l, "INSERT INTO t(v) VALUES(randomblob(10))");
-    cr_expect_eq(l.commits[l.n_commits - 1].first, 2u);
+    cr_expect_eq(last_commit(&l)->first, 2u);
     live_finish(&l);
 }
 
@@ -815,7 +839,7 @@ Test(wal_sqlite, checkpoint_truncate_ends_the_sequence)
     cr_assert_eq(wal_decoder_page_size(l.dec), 0u);
     run(&l, "INSERT INTO t(v) VALUES(randomblob(10))");
     cr_assert_eq(l.n_restarts, 2);
-    cr_expect_eq(l.commits[l.n_commits - 1].first, 1u);
+    cr_expect_eq(last_commit(&l)->first, 1u);
     run(&l, "INSERT INTO t(v) VALUES(randomblob(10))");
     live_finish(&l);
 }
@@ -857,8 +881,7 @@ Test(wal_sqlite, frame_headers_match_showwal)
     FILE *p;
     uint32_t n_frames = 0, n_checked = 0;
     uint8_t *wal;
-    struct stat st;
-    size_t got;
+    size_t wal_len;
 
     if (access("/usr/bin/showwal", X_OK) != 0)
         cr_skip_test("showwal not installed");
@@ -868,12 +891,10 @@ Test(wal_sqlite, frame_headers_match_showwal)
     run(&l, "INSERT INTO t SELECT value, hex(randomblob(50)) FROM gs WHERE value <= 300");
     run(&l, "BEGIN; UPDATE t SET v = 'x' WHERE id % 2 = 0; UPDATE t SET v = 'yy' WHERE id % 3 = 0;"
             " COMMIT");
-    cr_assert_eq(fstat(l.wal_fd, &st), 0);
-    wal = malloc((size_t)st.st_size);
-    cr_assert_eq(pread_all(l.wal_fd, wal, (size_t)st.st_size, 0, &got), 0);
+    wal = read_file(l.wal_fd, &wal_len);
     struct wal_header h;
     cr_assert_eq(wal_header_parse(wal, &h, NULL), 0);
-    n_frames = (uint32_t)(((uint64_t)st.st_size - 32) / (24 + h.page_size));
+    n_frames = (uint32_t)(((uint64_t)wal_len - 32) / (24 + h.page_size));
     snprintf(cmd, sizeof(cmd), "/usr/bin/showwal %s", l.wal_path);
     p = popen(cmd, "r");
     cr_assert_not_null(p);
