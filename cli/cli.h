@@ -1,7 +1,8 @@
 /* cli/cli.h - internals shared by the bottomless-cli command files (not a library API).
  * What:    struct cli holds the resolved configuration (flags over environment), the lazily
  *          created S3 client and the pieces of the final error report (hint, usage flag).
- *          One file per command: ls.c, restore.c (restore + verify), rm.c, snapshot.c;
+ *          One file per command: ls.c, restore.c (restore + verify), rm.c, snapshot.c, each
+ *          declaring its options as a struct cli_opt table for cli_parse_opts() (util.c);
  *          config.c parses global options and is the only getenv() caller in cli/.
  * Owns:    cli_free() releases the client and the strings; commands borrow everything.
  * Threads: single-threaded (the S3 client and the restore engine may use threads inside).
@@ -21,6 +22,7 @@
 
 #include "common/err.h"
 #include "s3/s3.h"
+#include "wal/compress.h"
 #include "wal/layout.h"
 
 #define CLI_NAME "bottomless-cli"
@@ -62,6 +64,8 @@ int cli_usage(struct cli *cli, struct err *err, const char *fmt, ...)
 void cli_set_hint(struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Requires -d; usage error naming the flag otherwise. */
 int cli_require_db(struct cli *cli, struct err *err);
+/* cli_require_db(), then cli_connect(): for the commands that work on one database. */
+int cli_connect_db(struct cli *cli, struct err *err);
 /* "2023-11-29T07:34:00+00:00" (rfc3339) / "2023-11-29 07:34:00" (plain) / "...Z" (zulu). */
 void cli_fmt_time(time_t t, char *buf, size_t len);
 void cli_fmt_time_plain(time_t t, char *buf, size_t len);
@@ -74,6 +78,43 @@ void cli_print_safe(FILE *f, const char *s);
 void cli_json_string(FILE *f, const char *s);
 /* Parses a non-negative decimal integer option value; usage error naming opt otherwise. */
 int cli_parse_count(struct cli *cli, const char *opt, const char *s, long *out, struct err *err);
+
+/* --- command options (util.c) --- */
+/* What an option's value must be and where it goes. A malformed value is a usage error naming
+ * the option as "-g/--generation" ("--older-than" when it has no short form). */
+enum cli_opt_kind {
+    CLI_OPT_FLAG,        /* no value: *out.flag = true */
+    CLI_OPT_COUNT,       /* non-negative decimal -> *out.count (cli_parse_count) */
+    CLI_OPT_GEN,         /* generation id -> *out.gen (cli_parse_gen) */
+    CLI_OPT_DATE,        /* UTC date -> *out.date_s (cli_parse_date) */
+    CLI_OPT_FILE,        /* non-empty file name -> *out.file, pointing into argv */
+    CLI_OPT_COMPRESSION, /* zstd, gz or raw -> *out.comp */
+};
+
+struct cli_opt {
+    const char *name;       /* long name, without "--" */
+    char short_name;        /* 0 when there is only the long name; never 'h' */
+    enum cli_opt_kind kind; /* selects the member of out */
+    union {
+        bool *flag;
+        long *count;
+        struct gen_id *gen;
+        int64_t *date_s;
+        const char **file;
+        enum compression *comp;
+    } out;
+    bool *seen; /* NULL, or set to true when the option is given */
+};
+
+#define CLI_OPTS_MAX 8 /* entries in one command's table */
+
+/* Parses the options of cli->command (argv[0] is the command name) by opts[0..n_opts), with
+ * -h/--help added: that prints the command's help to stdout, sets *help_out and ignores the
+ * rest of argv. Options not given leave their out untouched. Usage errors (exit 2): unknown
+ * option, missing or malformed value, any positional argument. Checks that combine options
+ * are the caller's, after this returns 0 with *help_out false. */
+int cli_parse_opts(struct cli *cli, int argc, char **argv, const struct cli_opt *opts,
+                   size_t n_opts, bool *help_out, struct err *err);
 
 /* --- bucket helpers (util.c) on top of wal/layout.h --- */
 /* Parses a generation id argument (-g); usage error naming the flag when malformed. */

@@ -4,13 +4,10 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wal/restore.h"
-
-enum { OPT_OLDER = 1000, OPT_NEWER, OPT_JSON };
 
 struct ls_opts {
     bool verbose, json;
@@ -24,61 +21,21 @@ struct ls_opts {
 static int parse_opts(struct cli *cli, int argc, char **argv, struct ls_opts *o, bool *help,
                       struct err *err)
 {
-    static const struct option opts[] = {
-        {"verbose", no_argument, NULL, 'v'},
-        {"limit", required_argument, NULL, 'l'},
-        {"generation", required_argument, NULL, 'g'},
-        {"older-than", required_argument, NULL, OPT_OLDER},
-        {"newer-than", required_argument, NULL, OPT_NEWER},
-        {"json", no_argument, NULL, OPT_JSON},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        {"verbose", 'v', CLI_OPT_FLAG, .out.flag = &o->verbose},
+        {"limit", 'l', CLI_OPT_COUNT, .out.count = &o->limit},
+        {"generation", 'g', CLI_OPT_GEN, .out.gen = &o->gen, .seen = &o->has_gen},
+        {"older-than", 0, CLI_OPT_DATE, .out.date_s = &o->older_s, .seen = &o->has_older},
+        {"newer-than", 0, CLI_OPT_DATE, .out.date_s = &o->newer_s, .seen = &o->has_newer},
+        {"json", 0, CLI_OPT_FLAG, .out.flag = &o->json},
     };
-    int rc = 0;
+    int rc;
 
+    memset(o, 0, sizeof(*o));
     o->limit = -1;
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int opt = getopt_long(argc, argv, ":vl:g:h", opts, NULL);
-
-        if (opt == -1)
-            break;
-        switch (opt) {
-        case 'v':
-            o->verbose = true;
-            break;
-        case 'l':
-            rc = cli_parse_count(cli, "-l/--limit", optarg, &o->limit, err);
-            break;
-        case 'g':
-            rc = cli_parse_gen(cli, "-g/--generation", optarg, &o->gen, err);
-            o->has_gen = true;
-            break;
-        case OPT_OLDER:
-            rc = cli_parse_date(cli, "--older-than", optarg, &o->older_s, err);
-            o->has_older = true;
-            break;
-        case OPT_NEWER:
-            rc = cli_parse_date(cli, "--newer-than", optarg, &o->newer_s, err);
-            o->has_newer = true;
-            break;
-        case OPT_JSON:
-            o->json = true;
-            break;
-        case 'h':
-            *help = true;
-            return 0;
-        case ':':
-            return cli_usage(cli, err, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage(cli, err, "unknown option '%s' for ls", argv[optind - 1]);
-        }
-        if (rc != 0)
-            return rc;
-    }
-    if (optind < argc)
-        return cli_usage(cli, err, "unexpected argument '%s'", argv[optind]);
+    rc = cli_parse_opts(cli, argc, argv, opts, sizeof(opts) / sizeof(opts[0]), help, err);
+    if (rc != 0 || *help)
+        return rc;
     if (o->has_gen && (o->has_older || o->has_newer || o->limit >= 0))
         return cli_usage(cli, err, "-g cannot be combined with -l, --older-than or --newer-than");
     return 0;
@@ -346,13 +303,9 @@ int cmd_ls(struct cli *cli, int argc, char **argv, struct err *err)
     bool help = false;
     int rc;
 
-    memset(&o, 0, sizeof(o));
     rc = parse_opts(cli, argc, argv, &o, &help, err);
-    if (rc != 0 || help) {
-        if (help)
-            cli_help_command(stdout, "ls");
+    if (rc != 0 || help)
         return rc;
-    }
     rc = cli_connect(cli, err);
     if (rc != 0)
         return rc;

@@ -3,7 +3,6 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,8 +10,6 @@
 
 #include "common/fileio.h"
 #include "wal/restore.h"
-
-enum { OPT_STRICT = 1000 };
 
 struct restore_args {
     bool has_gen, has_time, force, strict;
@@ -24,65 +21,21 @@ struct restore_args {
 static int parse_opts(struct cli *cli, int argc, char **argv, bool is_verify,
                       struct restore_args *a, bool *help, struct err *err)
 {
-    static const struct option opts[] = {
-        {"generation", required_argument, NULL, 'g'},
-        {"utc-time", required_argument, NULL, 'u'},
-        {"output", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'},
-        {"strict", no_argument, NULL, OPT_STRICT},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    /* verify takes the first two */
+    const struct cli_opt opts[] = {
+        {"generation", 'g', CLI_OPT_GEN, .out.gen = &a->gen, .seen = &a->has_gen},
+        {"utc-time", 'u', CLI_OPT_DATE, .out.date_s = &a->time_s, .seen = &a->has_time},
+        {"output", 'o', CLI_OPT_FILE, .out.file = &a->output},
+        {"force", 'f', CLI_OPT_FLAG, .out.flag = &a->force},
+        {"strict", 0, CLI_OPT_FLAG, .out.flag = &a->strict},
     };
-    static const struct option verify_opts[] = {
-        {"generation", required_argument, NULL, 'g'},
-        {"utc-time", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int rc = 0;
+    size_t n_opts = is_verify ? 2 : sizeof(opts) / sizeof(opts[0]);
+    int rc;
 
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int opt = is_verify ? getopt_long(argc, argv, ":g:u:h", verify_opts, NULL)
-                            : getopt_long(argc, argv, ":g:u:o:fh", opts, NULL);
-
-        if (opt == -1)
-            break;
-        switch (opt) {
-        case 'g':
-            rc = cli_parse_gen(cli, "-g/--generation", optarg, &a->gen, err);
-            a->has_gen = true;
-            break;
-        case 'u':
-            rc = cli_parse_date(cli, "-u/--utc-time", optarg, &a->time_s, err);
-            a->has_time = true;
-            break;
-        case 'o':
-            if (optarg[0] == '\0')
-                return cli_usage(cli, err, "-o/--output needs a file name");
-            a->output = optarg;
-            break;
-        case 'f':
-            a->force = true;
-            break;
-        case OPT_STRICT:
-            a->strict = true;
-            break;
-        case 'h':
-            *help = true;
-            return 0;
-        case ':':
-            return cli_usage(cli, err, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage(cli, err, "unknown option '%s' for %s", argv[optind - 1],
-                             cli->command);
-        }
-        if (rc != 0)
-            return rc;
-    }
-    if (optind < argc)
-        return cli_usage(cli, err, "unexpected argument '%s'", argv[optind]);
+    memset(a, 0, sizeof(*a));
+    rc = cli_parse_opts(cli, argc, argv, opts, n_opts, help, err);
+    if (rc != 0 || *help)
+        return rc;
     if (a->has_gen && a->has_time)
         return cli_usage(cli, err, "-g and -u are mutually exclusive");
     return 0;
@@ -191,13 +144,9 @@ int cmd_restore(struct cli *cli, int argc, char **argv, struct err *err)
     bool help = false;
     int rc;
 
-    memset(&a, 0, sizeof(a));
     rc = parse_opts(cli, argc, argv, false, &a, &help, err);
-    if (rc != 0 || help) {
-        if (help)
-            cli_help_command(stdout, "restore");
+    if (rc != 0 || help)
         return rc;
-    }
     rc = cli_require_db(cli, err);
     if (rc != 0)
         return rc;
@@ -254,17 +203,10 @@ int cmd_verify(struct cli *cli, int argc, char **argv, struct err *err)
     struct err cleanup_err = {0};
     int rc;
 
-    memset(&a, 0, sizeof(a));
     rc = parse_opts(cli, argc, argv, true, &a, &help, err);
-    if (rc != 0 || help) {
-        if (help)
-            cli_help_command(stdout, "verify");
+    if (rc != 0 || help)
         return rc;
-    }
-    rc = cli_require_db(cli, err);
-    if (rc != 0)
-        return rc;
-    rc = cli_connect(cli, err);
+    rc = cli_connect_db(cli, err);
     if (rc != 0)
         return rc;
     snprintf(dir, sizeof(dir), "%s/bottomless-verify-XXXXXX", cli->tmpdir);

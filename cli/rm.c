@@ -4,13 +4,11 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "wal/restore.h"
 
-enum { OPT_OLDER = 1000 };
 #define RM_MAX_PASSES 5 /* re-list and delete again if objects appeared meanwhile */
 
 struct rm_args {
@@ -22,55 +20,19 @@ struct rm_args {
 static int parse_opts(struct cli *cli, int argc, char **argv, struct rm_args *a, bool *help,
                       struct err *err)
 {
-    static const struct option opts[] = {
-        {"generation", required_argument, NULL, 'g'},
-        {"older-than", required_argument, NULL, OPT_OLDER},
-        {"verbose", no_argument, NULL, 'v'},
-        {"force", no_argument, NULL, 'f'},
-        {"dry-run", no_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        {"generation", 'g', CLI_OPT_GEN, .out.gen = &a->gen, .seen = &a->has_gen},
+        {"older-than", 0, CLI_OPT_DATE, .out.date_s = &a->older_s, .seen = &a->has_older},
+        {"verbose", 'v', CLI_OPT_FLAG, .out.flag = &a->verbose},
+        {"force", 'f', CLI_OPT_FLAG, .out.flag = &a->force},
+        {"dry-run", 'n', CLI_OPT_FLAG, .out.flag = &a->dry_run},
     };
-    int rc = 0;
+    int rc;
 
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int opt = getopt_long(argc, argv, ":g:vfnh", opts, NULL);
-
-        if (opt == -1)
-            break;
-        switch (opt) {
-        case 'g':
-            rc = cli_parse_gen(cli, "-g/--generation", optarg, &a->gen, err);
-            a->has_gen = true;
-            break;
-        case OPT_OLDER:
-            rc = cli_parse_date(cli, "--older-than", optarg, &a->older_s, err);
-            a->has_older = true;
-            break;
-        case 'v':
-            a->verbose = true;
-            break;
-        case 'f':
-            a->force = true;
-            break;
-        case 'n':
-            a->dry_run = true;
-            break;
-        case 'h':
-            *help = true;
-            return 0;
-        case ':':
-            return cli_usage(cli, err, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage(cli, err, "unknown option '%s' for rm", argv[optind - 1]);
-        }
-        if (rc != 0)
-            return rc;
-    }
-    if (optind < argc)
-        return cli_usage(cli, err, "unexpected argument '%s'", argv[optind]);
+    memset(a, 0, sizeof(*a));
+    rc = cli_parse_opts(cli, argc, argv, opts, sizeof(opts) / sizeof(opts[0]), help, err);
+    if (rc != 0 || *help)
+        return rc;
     if (a->has_gen == a->has_older)
         return cli_usage(cli, err, "rm needs exactly one of -g GEN or --older-than DATE");
     return 0;
@@ -169,16 +131,10 @@ int cmd_rm(struct cli *cli, int argc, char **argv, struct err *err)
     char id[GEN_ID_STR_LEN + 1];
     int rc;
 
-    memset(&a, 0, sizeof(a));
     rc = parse_opts(cli, argc, argv, &a, &help, err);
-    if (rc != 0 || help) {
-        if (help)
-            cli_help_command(stdout, "rm");
+    if (rc != 0 || help)
         return rc;
-    }
-    rc = cli_require_db(cli, err);
-    if (rc == 0)
-        rc = cli_connect(cli, err);
+    rc = cli_connect_db(cli, err);
     if (rc == 0)
         rc = layout_list_generations(cli->client, cli->db_name, &ids, &n_ids, err);
     if (rc != 0)

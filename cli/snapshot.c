@@ -4,7 +4,6 @@
 #include "cli/cli.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,49 +20,15 @@ struct snapshot_args {
 static int parse_opts(struct cli *cli, int argc, char **argv, struct snapshot_args *a, bool *help,
                       struct err *err)
 {
-    static const struct option opts[] = {
-        {"generation", required_argument, NULL, 'g'},
-        {"compression", required_argument, NULL, 'c'},
-        {"force", no_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+    const struct cli_opt opts[] = {
+        {"generation", 'g', CLI_OPT_GEN, .out.gen = &a->gen, .seen = &a->has_gen},
+        {"compression", 'c', CLI_OPT_COMPRESSION, .out.comp = &a->comp},
+        {"force", 'f', CLI_OPT_FLAG, .out.flag = &a->force},
     };
-    int rc = 0;
 
+    memset(a, 0, sizeof(*a));
     a->comp = COMPRESS_DEFAULT;
-    optind = 0;
-    opterr = 0;
-    for (;;) {
-        int opt = getopt_long(argc, argv, ":g:c:fh", opts, NULL);
-
-        if (opt == -1)
-            break;
-        switch (opt) {
-        case 'g':
-            rc = cli_parse_gen(cli, "-g/--generation", optarg, &a->gen, err);
-            a->has_gen = true;
-            break;
-        case 'c':
-            if (compression_parse(optarg, &a->comp) != 0 || optarg[0] == '\0')
-                return cli_usage(cli, err, "-c/--compression '%s': use zstd, gz or raw", optarg);
-            break;
-        case 'f':
-            a->force = true;
-            break;
-        case 'h':
-            *help = true;
-            return 0;
-        case ':':
-            return cli_usage(cli, err, "option '%s' needs a value", argv[optind - 1]);
-        default:
-            return cli_usage(cli, err, "unknown option '%s' for snapshot", argv[optind - 1]);
-        }
-        if (rc != 0)
-            return rc;
-    }
-    if (optind < argc)
-        return cli_usage(cli, err, "unexpected argument '%s'", argv[optind]);
-    return 0;
+    return cli_parse_opts(cli, argc, argv, opts, sizeof(opts) / sizeof(opts[0]), help, err);
 }
 
 int cmd_snapshot(struct cli *cli, int argc, char **argv, struct err *err)
@@ -78,16 +43,10 @@ int cmd_snapshot(struct cli *cli, int argc, char **argv, struct err *err)
     struct stat st;
     int rc;
 
-    memset(&a, 0, sizeof(a));
     rc = parse_opts(cli, argc, argv, &a, &help, err);
-    if (rc != 0 || help) {
-        if (help)
-            cli_help_command(stdout, "snapshot");
+    if (rc != 0 || help)
         return rc;
-    }
-    rc = cli_require_db(cli, err);
-    if (rc == 0)
-        rc = cli_connect(cli, err);
+    rc = cli_connect_db(cli, err);
     if (rc == 0 && !a.has_gen)
         rc = cli_newest_gen(cli, &a.gen, err);
     if (rc != 0)

@@ -1,9 +1,10 @@
-/* cli/util.c - small helpers for the CLI: usage errors and hints, UTC dates, byte counts,
- * JSON string output. */
+/* cli/util.c - small helpers for the CLI: usage errors and hints, command options, UTC dates,
+ * byte counts, JSON string output. */
 #include "cli/cli.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,13 @@ int cli_require_db(struct cli *cli, struct err *err)
                  "LIBSQL_BOTTOMLESS_DATABASE_ID); '%s ls' without -d lists the databases",
                  CLI_NAME);
     return ERR(err, EINVAL, "'%s' needs a database name", cli->command ? cli->command : "");
+}
+
+int cli_connect_db(struct cli *cli, struct err *err)
+{
+    int rc = cli_require_db(cli, err);
+
+    return rc != 0 ? rc : cli_connect(cli, err);
 }
 
 /* Reads exactly n digits into *out; returns the position after them or NULL. */
@@ -227,6 +235,113 @@ int cli_parse_date(struct cli *cli, const char *opt, const char *s, int64_t *out
                          "%s '%s' is not a UTC date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS[Z]", opt,
                          s);
     *out = (int64_t)t;
+    return 0;
+}
+
+/* getopt_long's value for the long name of opts[i]: above every short option character. */
+#define OPT_LONG_VAL_BASE 1000
+
+static const struct cli_opt *find_opt(const struct cli_opt *opts, size_t n_opts, int val)
+{
+    if (val >= OPT_LONG_VAL_BASE)
+        return (size_t)(val - OPT_LONG_VAL_BASE) < n_opts ? &opts[val - OPT_LONG_VAL_BASE] : NULL;
+    for (size_t i = 0; i < n_opts; i++)
+        if (opts[i].short_name != 0 && opts[i].short_name == val)
+            return &opts[i];
+    return NULL;
+}
+
+/* Checks arg (NULL for a flag) and stores it where o says. */
+static int set_opt(struct cli *cli, const struct cli_opt *o, const char *arg, struct err *err)
+{
+    char label[64];
+    int rc = 0;
+
+    if (o->short_name != 0)
+        snprintf(label, sizeof(label), "-%c/--%s", o->short_name, o->name);
+    else
+        snprintf(label, sizeof(label), "--%s", o->name);
+    switch (o->kind) {
+    case CLI_OPT_FLAG:
+        *o->out.flag = true;
+        break;
+    case CLI_OPT_COUNT:
+        rc = cli_parse_count(cli, label, arg, o->out.count, err);
+        break;
+    case CLI_OPT_GEN:
+        rc = cli_parse_gen(cli, label, arg, o->out.gen, err);
+        break;
+    case CLI_OPT_DATE:
+        rc = cli_parse_date(cli, label, arg, o->out.date_s, err);
+        break;
+    case CLI_OPT_FILE:
+        if (arg[0] == '\0')
+            return cli_usage(cli, err, "%s needs a file name", label);
+        *o->out.file = arg;
+        break;
+    case CLI_OPT_COMPRESSION:
+        /* compression_parse() takes "" as raw; on the command line it is a mistake */
+        if (compression_parse(arg, o->out.comp) != 0 || arg[0] == '\0')
+            return cli_usage(cli, err, "%s '%s': use zstd, gz or raw", label, arg);
+        break;
+    }
+    if (rc == 0 && o->seen != NULL)
+        *o->seen = true;
+    return rc;
+}
+
+int cli_parse_opts(struct cli *cli, int argc, char **argv, const struct cli_opt *opts,
+                   size_t n_opts, bool *help_out, struct err *err)
+{
+    const char *command = cli->command != NULL ? cli->command : "";
+    struct option long_opts[CLI_OPTS_MAX + 2];
+    char short_opts[2 * CLI_OPTS_MAX + 3];
+    size_t n_short = 0;
+
+    *help_out = false;
+    if (n_opts > CLI_OPTS_MAX)
+        return ERR(err, EINVAL, "%s: %zu options, at most %d", command, n_opts, CLI_OPTS_MAX);
+    short_opts[n_short++] = ':'; /* a missing value returns ':', not '?' */
+    for (size_t i = 0; i < n_opts; i++) {
+        int has_arg = opts[i].kind == CLI_OPT_FLAG ? no_argument : required_argument;
+
+        long_opts[i] = (struct option){opts[i].name, has_arg, NULL, OPT_LONG_VAL_BASE + (int)i};
+        if (opts[i].short_name != 0) {
+            short_opts[n_short++] = opts[i].short_name;
+            if (has_arg == required_argument)
+                short_opts[n_short++] = ':';
+        }
+    }
+    long_opts[n_opts] = (struct option){"help", no_argument, NULL, 'h'};
+    long_opts[n_opts + 1] = (struct option){NULL, 0, NULL, 0};
+    short_opts[n_short++] = 'h';
+    short_opts[n_short] = '\0';
+
+    optind = 0;
+    opterr = 0;
+    for (;;) {
+        int opt = getopt_long(argc, argv, short_opts, long_opts, NULL);
+        const struct cli_opt *o;
+        int rc;
+
+        if (opt == -1)
+            break;
+        if (opt == 'h') {
+            cli_help_command(stdout, command);
+            *help_out = true;
+            return 0;
+        }
+        if (opt == ':')
+            return cli_usage(cli, err, "option '%s' needs a value", argv[optind - 1]);
+        o = find_opt(opts, n_opts, opt);
+        if (o == NULL)
+            return cli_usage(cli, err, "unknown option '%s' for %s", argv[optind - 1], command);
+        rc = set_opt(cli, o, optarg, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (optind < argc)
+        return cli_usage(cli, err, "unexpected argument '%s'", argv[optind]);
     return 0;
 }
 
