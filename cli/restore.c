@@ -107,10 +107,11 @@ static int run(struct cli *cli, const struct restore_args *a, const char *target
         cli_set_hint(cli, "'%s ls' without -d lists the databases in bucket %s", CLI_NAME,
                      s3_client_bucket(cli->client));
     else if (rc == ENODATA)
-        cli_set_hint(cli,
-                     "restore another generation with -g GEN (the replicator gives the newest one a base); "
-                     "'%s -d %s ls -v' shows which have a snapshot or a .dep parent",
-                     CLI_NAME, cli->db_name);
+        cli_set_hint(
+            cli,
+            "restore another generation with -g GEN (the replicator gives the newest one a base); "
+            "'%s -d %s ls -v' shows which have a snapshot or a .dep parent",
+            CLI_NAME, cli->db_name);
     else if (rc == ENOENT && (strstr(err->msg, "not found") != NULL || a->has_time))
         cli_set_hint(cli, "list the generations and their creation times with '%s -d %s ls'",
                      CLI_NAME, cli->db_name);
