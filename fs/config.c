@@ -40,6 +40,7 @@ struct raw_opts {
     int noreplicate;
     int noxattr;
     int xattr;
+    int nowalcache;
     int writeback;
     int allow_other;
     int foreground;
@@ -77,6 +78,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     RAW("noreplicate", noreplicate),
     RAW("noxattr", noxattr),
     RAW("xattr", xattr),
+    RAW("nowalcache", nowalcache),
     RAW("writeback", writeback),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
@@ -157,6 +159,9 @@ void fs_config_usage(const char *prog)
         "                         ~1.8x the FUSE requests, write tx/s about halved\n"
         "  -o noxattr             no extended attributes (the default): xattr calls fail\n"
         "                         (ENOTSUP/EOPNOTSUPP) and the kernel stops asking\n"
+        "  -o nowalcache          do not read each -wal through the mount after a WAL\n"
+        "                         restart (by default a thread does, once per WAL, so the\n"
+        "                         kernel sends each frame write as one request, not two)\n"
         "\n"
         "replication options (environment variable in brackets; -o wins):\n"
         "  -o endpoint=URL        S3 endpoint [LIBSQL_BOTTOMLESS_ENDPOINT]\n"
@@ -294,6 +299,7 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
     cfg->allow_other = r->allow_other;
     cfg->noreplicate = r->noreplicate;
     cfg->noxattr = r->noxattr ? true : r->xattr ? false : FS_DEFAULT_NOXATTR;
+    cfg->nowalcache = r->nowalcache;
     cfg->durable = r->durable;
     cfg->insecure_tls = r->insecure_tls;
     cfg->writeback = r->writeback || r->writeback_ms != NULL;

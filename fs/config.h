@@ -37,6 +37,7 @@ struct fs_config {
     bool allow_other;
     unsigned n_workers; /* -o workers=N: threads for fsync / restores / listings */
     unsigned spin_us;   /* -o spin_us=N: session loop spins N us before sleeping */
+    bool nowalcache;    /* -o nowalcache: no fs/warmer.c (write-through mode only) */
     bool noxattr;       /* default, -o noxattr (-o xattr: off): xattr calls get ENOSYS, so the
                          * kernel stops asking (saves the security.capability GETXATTR it
                          * sends before each write) */

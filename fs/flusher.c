@@ -1,6 +1,6 @@
-/* fs/flusher.c - the writeback-mode flusher (see fs/flusher.h). Lock rule: fl->mu guards
- * entries, n_entries, stopping and passes; the thread copies the paths under the lock and does
- * the opens and syncs without it. */
+/* fs/flusher.c - the writeback-mode flusher (see fs/flusher.h). Lock rule: fl->t.mu guards
+ * entries and passes; the thread copies the paths under the lock and does the opens and syncs
+ * without it. */
 #include "fs/flusher.h"
 
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fs/bgthread.h"
 
 #define FLUSHER_STOP_WAIT_MS 3000
 
@@ -26,14 +27,9 @@ struct flush_entry {
 struct flusher {
     char *mountpoint;
     uint32_t period_ms;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct flush_entry *entries; /* guarded by mu */
-    bool stopping;               /* guarded by mu */
-    bool exited;                 /* guarded by mu */
-    uint64_t passes;             /* guarded by mu */
-    bool started;
-    pthread_t thread;
+    struct bgthread t;
+    struct flush_entry *entries; /* guarded by t.mu */
+    uint64_t passes;             /* guarded by t.mu */
 };
 
 static void flusher_sync_one(const struct flusher *fl, const char *path)
@@ -57,16 +53,17 @@ static void *flusher_main(void *arg)
 {
     struct flusher *fl = arg;
 
-    pthread_mutex_lock(&fl->mu);
-    while (!fl->stopping) {
+    pthread_mutex_lock(&fl->t.mu);
+    while (!fl->t.stopping) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)fl->period_ms * 1000000u;
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);
-        while (!fl->stopping && pthread_cond_timedwait(&fl->cv, &fl->mu, &ts) != ETIMEDOUT) {
+        while (!fl->t.stopping &&
+               pthread_cond_timedwait(&fl->t.cv, &fl->t.mu, &ts) != ETIMEDOUT) {
         }
-        if (fl->stopping)
+        if (fl->t.stopping)
             break;
         size_t n = 0;
         for (struct flush_entry *e = fl->entries; e != NULL; e = e->next)
@@ -75,19 +72,18 @@ static void *flusher_main(void *arg)
         size_t k = 0;
         for (struct flush_entry *e = fl->entries; e != NULL && paths != NULL; e = e->next)
             paths[k++] = strdup(e->path);
-        pthread_mutex_unlock(&fl->mu);
+        pthread_mutex_unlock(&fl->t.mu);
         for (size_t i = 0; i < k; i++) {
             if (paths[i] != NULL)
                 flusher_sync_one(fl, paths[i]);
             free(paths[i]);
         }
         free(paths);
-        pthread_mutex_lock(&fl->mu);
+        pthread_mutex_lock(&fl->t.mu);
         fl->passes++;
     }
-    fl->exited = true;
-    pthread_cond_broadcast(&fl->cv);
-    pthread_mutex_unlock(&fl->mu);
+    bgthread_exiting(&fl->t);
+    pthread_mutex_unlock(&fl->t.mu);
     return NULL;
 }
 
@@ -103,55 +99,25 @@ struct flusher *flusher_new(const char *mountpoint, uint32_t period_ms, struct e
         return NULL;
     }
     fl->period_ms = period_ms != 0 ? period_ms : 100;
-    pthread_mutex_init(&fl->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&fl->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    int rc = pthread_create(&fl->thread, NULL, flusher_main, fl);
-    if (rc != 0) {
-        ERR(err, rc, "flusher: pthread_create failed");
+    bgthread_init(&fl->t);
+    if (bgthread_start(&fl->t, "bfs-flusher", flusher_main, fl, err) != 0) {
         flusher_free(fl);
         return NULL;
     }
-    fl->started = true;
-    pthread_setname_np(fl->thread, "bfs-flusher");
     return fl;
 }
 
 void flusher_free(struct flusher *fl)
 {
-    if (fl == NULL)
-        return;
-    if (fl->started) {
-        struct timespec ts;
-        bool exited;
-        pthread_mutex_lock(&fl->mu);
-        fl->stopping = true;
-        pthread_cond_broadcast(&fl->cv);
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += FLUSHER_STOP_WAIT_MS / 1000;
-        while (!fl->exited && pthread_cond_timedwait(&fl->cv, &fl->mu, &ts) != ETIMEDOUT) {
-        }
-        exited = fl->exited;
-        pthread_mutex_unlock(&fl->mu);
-        if (!exited) {
-            /* Blocked on the mount (its session has stopped serving): it ends when the
-             * connection is torn down; joining now would hang. Leak it deliberately. */
-            LOG_WARN("flusher: thread still busy at shutdown, not joined");
-            return;
-        }
-        pthread_join(fl->thread, NULL);
-    }
+    if (fl == NULL || !bgthread_stop(&fl->t, FLUSHER_STOP_WAIT_MS, "flusher"))
+        return; /* still busy: leaked deliberately (fs/bgthread.h) */
     while (fl->entries != NULL) {
         struct flush_entry *e = fl->entries;
         fl->entries = e->next;
         free(e->path);
         free(e);
     }
-    pthread_cond_destroy(&fl->cv);
-    pthread_mutex_destroy(&fl->mu);
+    bgthread_destroy(&fl->t);
     free(fl->mountpoint);
     free(fl);
 }
@@ -160,11 +126,11 @@ void flusher_add(struct flusher *fl, const char *path)
 {
     if (fl == NULL)
         return;
-    pthread_mutex_lock(&fl->mu);
+    pthread_mutex_lock(&fl->t.mu);
     for (struct flush_entry *e = fl->entries; e != NULL; e = e->next) {
         if (strcmp(e->path, path) == 0) {
             e->refs++;
-            pthread_mutex_unlock(&fl->mu);
+            pthread_mutex_unlock(&fl->t.mu);
             return;
         }
     }
@@ -178,14 +144,14 @@ void flusher_add(struct flusher *fl, const char *path)
     } else {
         free(e);
     }
-    pthread_mutex_unlock(&fl->mu);
+    pthread_mutex_unlock(&fl->t.mu);
 }
 
 void flusher_remove(struct flusher *fl, const char *path)
 {
     if (fl == NULL)
         return;
-    pthread_mutex_lock(&fl->mu);
+    pthread_mutex_lock(&fl->t.mu);
     for (struct flush_entry **pp = &fl->entries; *pp != NULL; pp = &(*pp)->next) {
         struct flush_entry *e = *pp;
         if (strcmp(e->path, path) == 0) {
@@ -197,13 +163,13 @@ void flusher_remove(struct flusher *fl, const char *path)
             break;
         }
     }
-    pthread_mutex_unlock(&fl->mu);
+    pthread_mutex_unlock(&fl->t.mu);
 }
 
 uint64_t flusher_passes(struct flusher *fl)
 {
-    pthread_mutex_lock(&fl->mu);
+    pthread_mutex_lock(&fl->t.mu);
     uint64_t n = fl->passes;
-    pthread_mutex_unlock(&fl->mu);
+    pthread_mutex_unlock(&fl->t.mu);
     return n;
 }

@@ -40,6 +40,8 @@ struct fs {
     struct fuse_session *se; /* set by main after fuse_session_new() */
     /* The flusher of writeback mode (fs/flusher.c); NULL when off. */
     struct flusher *flusher;
+    /* The WAL cache warmer of write-through mode (fs/warmer.c); NULL when off. */
+    struct warmer *warmer;
     /* Open files still known to the daemon (released at shutdown if the kernel never sent
      * RELEASE, e.g. after a signal). Guarded by files_mu. */
     pthread_mutex_t files_mu;
@@ -58,6 +60,7 @@ struct fs_file {
     struct fs_inode *inode;
     struct buf status;    /* status file content (status file only) */
     char *flush_path;     /* a -wal registered with the writeback flusher, or NULL */
+    char *warm_path;      /* a -wal the app writes (write-through): warmed at WAL restarts */
     struct fs_file *prev; /* fs->files list, guarded by fs->files_mu */
     struct fs_file *next;
 };

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "fs/flusher.h"
+#include "fs/warmer.h"
 
 const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_op_init,
@@ -131,6 +132,7 @@ void fs_free(struct fs *fs)
     if (fs == NULL)
         return;
     flusher_free(fs->flusher);
+    warmer_free(fs->warmer);
     workers_free(fs->workers);
     fs_release_all(fs);
     pthread_mutex_destroy(&fs->files_mu);
@@ -150,6 +152,11 @@ int fs_start(struct fs *fs, struct err *err)
         if (fs->flusher == NULL)
             rc = err != NULL && err->code != 0 ? err->code : ENOMEM;
     }
+    if (rc == 0 && !fs->cfg->writeback && !fs->cfg->nowalcache) {
+        fs->warmer = warmer_new(fs->cfg->mountpoint, err);
+        if (fs->warmer == NULL)
+            rc = err != NULL && err->code != 0 ? err->code : ENOMEM;
+    }
     return rc;
 }
 
@@ -157,6 +164,8 @@ void fs_stop(struct fs *fs)
 {
     flusher_free(fs->flusher);
     fs->flusher = NULL;
+    warmer_free(fs->warmer);
+    fs->warmer = NULL;
     workers_stop(fs->workers);
 }
 

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "fs/flusher.h"
+#include "fs/warmer.h"
 
 #define FS_WAL_SUFFIX "-wal"
 
@@ -94,6 +95,7 @@ void fs_file_free(struct fs *fs, struct fs_file *f)
         flusher_remove(fs->flusher, f->flush_path);
         free(f->flush_path);
     }
+    free(f->warm_path);
     if (f->fd >= 0 && close(f->fd) != 0)
         LOG_WARN("fs: close failed errno=%s", errno_name(errno));
     buf_free(&f->status);
@@ -117,7 +119,7 @@ static struct fs_file *fs_file_new(fuse_req_t req, struct fs *fs, struct fs_inod
     f->fd = fd;
     f->inode = in;
     fs_files_add(fs, f);
-    if (fs->has_hooks || fs->flusher != NULL)
+    if (fs->has_hooks || fs->flusher != NULL || fs->warmer != NULL)
         have_path = fs_path_of(fs, in, NULL, path, sizeof(path)) == 0;
     if (have_path && fs->hooks.file_open != NULL)
         f->hook_handle = fs->hooks.file_open(fs->hooks.arg, path, fd, flags);
@@ -139,6 +141,9 @@ static struct fs_file *fs_file_new(fuse_req_t req, struct fs *fs, struct fs_inod
             return NULL;
         }
     }
+    if (have_path && fs->warmer != NULL && (flags & O_ACCMODE) != O_RDONLY &&
+        fs_path_is_wal(path) && fuse_req_ctx(req)->pid != getpid())
+        f->warm_path = strdup(path); /* NULL on ENOMEM: only slower */
     if (have_path && fs->flusher != NULL && fs_path_is_wal(path) &&
         fuse_req_ctx(req)->pid != getpid()) {
         f->flush_path = strdup(path);
@@ -477,10 +482,15 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
     int saved = n < 0 ? errno : 0;
     if (h != NULL && fs->hooks.write_after != NULL)
         fs->hooks.write_after(fs->hooks.arg, h, (uint64_t)off, buf, size, n < 0 ? -saved : n);
-    if (n < 0)
+    if (n < 0) {
         fuse_reply_err(req, saved);
-    else
-        fuse_reply_write(req, (size_t)n);
+        return;
+    }
+    fuse_reply_write(req, (size_t)n);
+    /* SQLite rewrites the WAL header at offset 0 when it restarts the WAL after a checkpoint:
+     * the frames that follow go to pages the kernel may not hold up to date (fs/warmer.h). */
+    if (off == 0 && f->warm_path != NULL)
+        warmer_request(fs->warmer, f->warm_path);
 }
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -105,6 +105,20 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     fs_config_free(&cfg);
 }
 
+Test(fs_config, wal_cache_warmer_is_on_unless_nowalcache)
+{
+    struct fs_config cfg;
+    struct err err;
+    const char *def[] = {"bottomlessfs", "/", "/tmp"};
+    cr_assert_eq(parse(&cfg, &err, 3, def), 0, "%s", err.msg);
+    cr_expect_not(cfg.nowalcache);
+    fs_config_free(&cfg);
+    const char *off[] = {"bottomlessfs", "/", "/tmp", "-o", "nowalcache"};
+    cr_assert_eq(parse(&cfg, &err, 5, off), 0, "%s", err.msg);
+    cr_expect(cfg.nowalcache);
+    fs_config_free(&cfg);
+}
+
 Test(fs_config, xattr_turns_extended_attributes_on)
 {
     struct fs_config cfg;
