@@ -162,11 +162,11 @@ mptest_clean() {
 # an mptest error (on local disk, before anything is mounted).
 selftest_checks() {
     local f=$TEST_TMP/neg.dat out=$TEST_TMP/neg.json rc=0 summary
-    fio --name=neg --filename="$f" --rw=write --bs=4k --size=1M --verify=crc32c --do_verify=0 \
+    fio --name=neg --filename="$f" --rw=write --bs=4k --size=1M --verify=crc32c --do_verify=0 --verify_state_save=0 \
         --output-format=json --output="$out" >/dev/null 2>&1 || fail "selftest: fio write"
     fio_check "$out" neg-write 2>/dev/null && fail "selftest: fio_check passed a job that verified nothing"
     printf 'X' | dd of="$f" bs=1 seek=5000 conv=notrunc status=none
-    fio --name=neg --filename="$f" --rw=write --bs=4k --size=1M --verify=crc32c --verify_only \
+    fio --name=neg --filename="$f" --rw=write --bs=4k --size=1M --verify=crc32c --verify_only --verify_state_save=0 \
         --verify_fatal=1 --verify_dump=0 --output-format=json --output="$out" >/dev/null 2>&1 || rc=$?
     ((rc != 0)) || fail "selftest: fio --verify_only did not notice a flipped byte"
     fio_check "$out" neg-verify 2>/dev/null && fail "selftest: fio_check passed a failed verify"
