@@ -73,3 +73,4 @@ void bgthread_destroy(struct bgthread *t)
     pthread_cond_destroy(&t->cv);
     pthread_mutex_destroy(&t->mu);
 }
+

@@ -1,5 +1,5 @@
 /* fs/bgthread.h - the life cycle of the daemon's helper threads that do I/O through the mount
- * (fs/flusher.c, fs/warmer.c): start, ask to stop, wait a bounded time, then join.
+ * (fs/flusher.c): start, ask to stop, wait a bounded time, then join.
  * Why bounded: such a thread can be blocked in a syscall on the mount after the session loop
  * stopped serving; it ends only when the connection is torn down, so joining would hang the
  * shutdown. bgthread_stop then leaves it running (and its owner must leak what it uses).

@@ -1,17 +1,14 @@
 /* fs/flusher.c - the writeback-mode flusher (see fs/flusher.h). Lock rule: fl->t.mu guards
- * entries and passes; the thread copies the paths under the lock and does the opens and syncs
+ * entries; the thread copies the paths under the lock and hands them to the mount helper
  * without it. */
 #include "fs/flusher.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/log.h"
 #include "fs/bgthread.h"
@@ -25,29 +22,11 @@ struct flush_entry {
 };
 
 struct flusher {
-    char *mountpoint;
+    struct mounthelper *mh; /* borrowed */
     uint32_t period_ms;
     struct bgthread t;
     struct flush_entry *entries; /* guarded by t.mu */
-    uint64_t passes;             /* guarded by t.mu */
 };
-
-static void flusher_sync_one(const struct flusher *fl, const char *path)
-{
-    char full[8192];
-    int n = snprintf(full, sizeof(full), "%s/%s", fl->mountpoint, path);
-
-    if (n < 0 || (size_t)n >= sizeof(full))
-        return;
-    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return; /* gone: the release will unregister it */
-    if (sync_file_range(fd, 0, 0,
-                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                            SYNC_FILE_RANGE_WAIT_AFTER) != 0)
-        LOG_DEBUG("flusher: sync_file_range failed path=%s errno=%s", path, errno_name(errno));
-    close(fd);
-}
 
 static void *flusher_main(void *arg)
 {
@@ -75,29 +54,26 @@ static void *flusher_main(void *arg)
         pthread_mutex_unlock(&fl->t.mu);
         for (size_t i = 0; i < k; i++) {
             if (paths[i] != NULL)
-                flusher_sync_one(fl, paths[i]);
+                mounthelper_submit(fl->mh, 'S', paths[i]);
             free(paths[i]);
         }
         free(paths);
         pthread_mutex_lock(&fl->t.mu);
-        fl->passes++;
     }
     bgthread_exiting(&fl->t);
     pthread_mutex_unlock(&fl->t.mu);
     return NULL;
 }
 
-struct flusher *flusher_new(const char *mountpoint, uint32_t period_ms, struct err *err)
+struct flusher *flusher_new(struct mounthelper *mh, uint32_t period_ms, struct err *err)
 {
     struct flusher *fl = calloc(1, sizeof(*fl));
 
-    if (fl != NULL)
-        fl->mountpoint = strdup(mountpoint);
-    if (fl == NULL || fl->mountpoint == NULL) {
-        free(fl);
+    if (fl == NULL) {
         ERR(err, ENOMEM, "flusher: out of memory");
         return NULL;
     }
+    fl->mh = mh;
     fl->period_ms = period_ms != 0 ? period_ms : 100;
     bgthread_init(&fl->t);
     if (bgthread_start(&fl->t, "bfs-flusher", flusher_main, fl, err) != 0) {
@@ -118,7 +94,6 @@ void flusher_free(struct flusher *fl)
         free(e);
     }
     bgthread_destroy(&fl->t);
-    free(fl->mountpoint);
     free(fl);
 }
 
@@ -164,12 +139,4 @@ void flusher_remove(struct flusher *fl, const char *path)
         }
     }
     pthread_mutex_unlock(&fl->t.mu);
-}
-
-uint64_t flusher_passes(struct flusher *fl)
-{
-    pthread_mutex_lock(&fl->t.mu);
-    uint64_t n = fl->passes;
-    pthread_mutex_unlock(&fl->t.mu);
-    return n;
 }

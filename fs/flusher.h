@@ -1,8 +1,9 @@
 /* fs/flusher.h - writeback mode (-o writeback[=MS]): every MS milliseconds, push the kernel's
  * dirty pages of every live "-wal" file out to the daemon, so the replicator sees each commit
  * within MS even though the kernel's writeback cache would hold it for ~30 s.
- * How:     a thread opens MOUNTPOINT/path (through the mount, never on the session thread) and
- *          runs sync_file_range(WRITE|WAIT) on it: the kernel sends the dirty pages as WRITE
+ * How:     a timer thread asks the mount helper child (fs/mounthelper.h: never a thread of the
+ *          daemon, never the session thread) to open MOUNTPOINT/path and run
+ *          sync_file_range(WRITE|WAIT) on it: the kernel sends the dirty pages as WRITE
  *          requests, without an FSYNC of the backing file.
  * Owns:    its thread and the set of registered paths (reference counted: one per app open).
  * Threads: flusher_add/remove are safe from any thread (one mutex, never held across I/O).
@@ -13,16 +14,16 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "fs/mounthelper.h"
 
 struct flusher;
 
-struct flusher *flusher_new(const char *mountpoint, uint32_t period_ms, struct err *err);
+/* mh: borrowed, outlives the flusher. */
+struct flusher *flusher_new(struct mounthelper *mh, uint32_t period_ms, struct err *err);
 /* Stops the thread (waits at most a bounded time for a flush in progress) and frees. */
 void flusher_free(struct flusher *fl);
 /* path relative to the mount root. NULL fl is a no-op. */
 void flusher_add(struct flusher *fl, const char *path);
 void flusher_remove(struct flusher *fl, const char *path);
-/* Number of flush passes done (tests, stats). */
-uint64_t flusher_passes(struct flusher *fl);
 
 #endif

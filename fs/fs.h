@@ -40,8 +40,9 @@ struct fs {
     struct fuse_session *se; /* set by main after fuse_session_new() */
     /* The flusher of writeback mode (fs/flusher.c); NULL when off. */
     struct flusher *flusher;
-    /* The WAL cache warmer of write-through mode (fs/warmer.c); NULL when off. */
-    struct warmer *warmer;
+    /* The child doing the daemon's own I/O on the mount (fs/mounthelper.c): warm-up reads of
+     * -wal files in write-through mode, the flusher's syncs in writeback mode. NULL if none. */
+    struct mounthelper *mh;
     /* Open files still known to the daemon (released at shutdown if the kernel never sent
      * RELEASE, e.g. after a signal). Guarded by files_mu. */
     pthread_mutex_t files_mu;

@@ -16,7 +16,7 @@
 
 #include "common/log.h"
 #include "fs/flusher.h"
-#include "fs/warmer.h"
+#include "fs/mounthelper.h"
 
 const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_op_init,
@@ -132,7 +132,7 @@ void fs_free(struct fs *fs)
     if (fs == NULL)
         return;
     flusher_free(fs->flusher);
-    warmer_free(fs->warmer);
+    mounthelper_free(fs->mh);
     workers_free(fs->workers);
     fs_release_all(fs);
     pthread_mutex_destroy(&fs->files_mu);
@@ -145,16 +145,18 @@ void fs_free(struct fs *fs)
 
 int fs_start(struct fs *fs, struct err *err)
 {
-    int rc = workers_start(fs->workers, err);
+    int rc = 0;
 
-    if (rc == 0 && fs->cfg->writeback) {
-        fs->flusher = flusher_new(fs->cfg->mountpoint, fs->cfg->writeback_ms, err);
-        if (fs->flusher == NULL)
-            rc = err != NULL && err->code != 0 ? err->code : ENOMEM;
+    /* first: the fork copies fewer threads */
+    if (fs->cfg->writeback || !fs->cfg->nowalcache) {
+        fs->mh = mounthelper_new(fs->cfg->mountpoint, err);
+        if (fs->mh == NULL)
+            return err != NULL && err->code != 0 ? err->code : ENOMEM;
     }
-    if (rc == 0 && !fs->cfg->writeback && !fs->cfg->nowalcache) {
-        fs->warmer = warmer_new(fs->cfg->mountpoint, err);
-        if (fs->warmer == NULL)
+    rc = workers_start(fs->workers, err);
+    if (rc == 0 && fs->cfg->writeback) {
+        fs->flusher = flusher_new(fs->mh, fs->cfg->writeback_ms, err);
+        if (fs->flusher == NULL)
             rc = err != NULL && err->code != 0 ? err->code : ENOMEM;
     }
     return rc;
@@ -164,8 +166,8 @@ void fs_stop(struct fs *fs)
 {
     flusher_free(fs->flusher);
     fs->flusher = NULL;
-    warmer_free(fs->warmer);
-    fs->warmer = NULL;
+    mounthelper_free(fs->mh);
+    fs->mh = NULL;
     workers_stop(fs->workers);
 }
 

@@ -14,7 +14,7 @@
 
 #include "common/log.h"
 #include "fs/flusher.h"
-#include "fs/warmer.h"
+#include "fs/mounthelper.h"
 
 #define FS_WAL_SUFFIX "-wal"
 
@@ -23,6 +23,20 @@ static bool fs_path_is_wal(const char *path)
     size_t n = strlen(path);
     size_t s = strlen(FS_WAL_SUFFIX);
     return n > s && strcmp(path + n - s, FS_WAL_SUFFIX) == 0;
+}
+
+/* Whether the request is the daemon's own: from its mount helper child (warm-ups, flushes) or
+ * one of its threads (the kernel passes the calling thread's id, which equals getpid() only for
+ * the main thread). */
+static bool fs_req_from_self(struct fs *fs, fuse_req_t req)
+{
+    char task[64];
+    pid_t pid = fuse_req_ctx(req)->pid;
+
+    if (pid == getpid() || pid == mounthelper_pid(fs->mh))
+        return true;
+    snprintf(task, sizeof(task), "/proc/self/task/%d", (int)pid);
+    return access(task, F_OK) == 0;
 }
 
 /* Flags for reopening a regular file of ours: the app's flags minus creation flags; O_TRUNC is
@@ -119,7 +133,7 @@ static struct fs_file *fs_file_new(fuse_req_t req, struct fs *fs, struct fs_inod
     f->fd = fd;
     f->inode = in;
     fs_files_add(fs, f);
-    if (fs->has_hooks || fs->flusher != NULL || fs->warmer != NULL)
+    if (fs->has_hooks || fs->mh != NULL)
         have_path = fs_path_of(fs, in, NULL, path, sizeof(path)) == 0;
     if (have_path && fs->hooks.file_open != NULL)
         f->hook_handle = fs->hooks.file_open(fs->hooks.arg, path, fd, flags);
@@ -141,11 +155,11 @@ static struct fs_file *fs_file_new(fuse_req_t req, struct fs *fs, struct fs_inod
             return NULL;
         }
     }
-    if (have_path && fs->warmer != NULL && (flags & O_ACCMODE) != O_RDONLY &&
-        fs_path_is_wal(path) && fuse_req_ctx(req)->pid != getpid())
+    if (have_path && fs->mh != NULL && fs->flusher == NULL && (flags & O_ACCMODE) != O_RDONLY &&
+        fs_path_is_wal(path) && !fs_req_from_self(fs, req))
         f->warm_path = strdup(path); /* NULL on ENOMEM: only slower */
     if (have_path && fs->flusher != NULL && fs_path_is_wal(path) &&
-        fuse_req_ctx(req)->pid != getpid()) {
+        !fs_req_from_self(fs, req)) {
         f->flush_path = strdup(path);
         if (f->flush_path != NULL)
             flusher_add(fs->flusher, path);
@@ -178,6 +192,8 @@ static void fs_open_real(fuse_req_t req, struct fs *fs, struct fs_inode *in,
     fi->fh = (uint64_t)(uintptr_t)f;
     fi->keep_cache = 1;
     fi->direct_io = 0;
+    /* The daemon's own opens (fs/mounthelper.h) need no FLUSH on close: one fewer request. */
+    fi->noflush = fs_req_from_self(fs, req);
     if (fuse_reply_open(req, fi) != 0)
         fs_file_free(fs, f); /* interrupted: the kernel will not release it */
 }
@@ -488,9 +504,12 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
     }
     fuse_reply_write(req, (size_t)n);
     /* SQLite rewrites the WAL header at offset 0 when it restarts the WAL after a checkpoint:
-     * the frames that follow go to pages the kernel may not hold up to date (fs/warmer.h). */
+     * the frames that follow go to cache pages that are not up to date unless read: the
+     * mount helper reads the -wal once so that each frame write is one FUSE WRITE, not two (a
+     * frame straddles two pages, and the kernel ends a WRITE at a partly written page that is
+     * not up to date). Pages already cached cost it no request. */
     if (off == 0 && f->warm_path != NULL)
-        warmer_request(fs->warmer, f->warm_path);
+        mounthelper_submit(fs->mh, 'R', f->warm_path);
 }
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

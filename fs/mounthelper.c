@@ -1,0 +1,176 @@
+/* fs/mounthelper.c - the child process that does the daemon's I/O on its own mount (see
+ * fs/mounthelper.h). The child is forked from a multi-threaded process: it calls only
+ * async-signal-safe functions (no malloc, no locks, no logging) and _exit()s. */
+#include "fs/mounthelper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define MH_LINE_MAX 4096 /* < PIPE_BUF: one write(2) is atomic */
+#define MH_CHUNK (128u << 10)
+
+struct mounthelper {
+    pid_t pid;
+    int wfd; /* write end, non-blocking */
+};
+
+static void mh_job(char kind, const char *full, char *data)
+{
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return; /* gone since: nothing to do */
+    if (kind == 'S') {
+        sync_file_range(fd, 0, 0,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER);
+    } else {
+        for (off_t off = 0; off < (off_t)MOUNTHELPER_READ_MAX; off += MH_CHUNK) {
+            ssize_t got = pread(fd, data, MH_CHUNK, off);
+            if (got < (ssize_t)MH_CHUNK && !(got < 0 && errno == EINTR))
+                break;
+        }
+    }
+    close(fd);
+}
+
+static void mh_child(int rfd, pid_t parent, const char *mountpoint, char *data)
+{
+    char line[MH_LINE_MAX + 1], full[MH_LINE_MAX + 512];
+    size_t fill = 0, mlen = strlen(mountpoint);
+    bool skipping = false;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
+    /* Above all /dev/fuse: holding it would keep the connection alive after the daemon died. */
+    if (rfd > 3)
+        close_range(3, (unsigned)rfd - 1, 0);
+    close_range((unsigned)rfd + 1, ~0u, 0);
+    if (mlen + 1 >= sizeof(full) - MH_LINE_MAX)
+        _exit(0);
+    memcpy(full, mountpoint, mlen);
+    full[mlen] = '/';
+    for (;;) {
+        ssize_t n = read(rfd, line + fill, MH_LINE_MAX - fill);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            _exit(0); /* the daemon closed the pipe (or died) */
+        fill += (size_t)n;
+        size_t start = 0;
+        for (;;) {
+            char *nl = memchr(line + start, '\n', fill - start);
+            if (nl == NULL)
+                break;
+            size_t len = (size_t)(nl - (line + start));
+            if (!skipping && len > 2 && line[start + 1] == ' ') {
+                memcpy(full + mlen + 1, line + start + 2, len - 2);
+                full[mlen + 1 + len - 2] = '\0';
+                mh_job(line[start], full, data);
+            }
+            skipping = false;
+            start += len + 1;
+        }
+        memmove(line, line + start, fill - start);
+        fill -= start;
+        if (fill == MH_LINE_MAX) { /* a line longer than any job: drop it up to its newline */
+            fill = 0;
+            skipping = true;
+        }
+    }
+}
+
+struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err)
+{
+    struct mounthelper *mh = calloc(1, sizeof(*mh));
+    char *data = malloc(MH_CHUNK);
+    int p[2];
+
+    if (mh == NULL || data == NULL) {
+        free(mh);
+        free(data);
+        ERR(err, ENOMEM, "mount helper: out of memory");
+        return NULL;
+    }
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        ERR(err, errno, "mount helper: pipe: %s", errno_name(errno));
+        free(mh);
+        free(data);
+        return NULL;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        ERR(err, errno, "mount helper: fork: %s", errno_name(errno));
+        close(p[0]);
+        close(p[1]);
+        free(mh);
+        free(data);
+        return NULL;
+    }
+    if (pid == 0)
+        mh_child(p[0], parent, mountpoint, data); /* never returns */
+    close(p[0]);
+    free(data);
+    fcntl(p[1], F_SETFL, O_NONBLOCK);
+    mh->pid = pid;
+    mh->wfd = p[1];
+    return mh;
+}
+
+void mounthelper_free(struct mounthelper *mh)
+{
+    if (mh == NULL)
+        return;
+    close(mh->wfd);
+    for (int i = 0; i < 200; i++) {
+        pid_t r = waitpid(mh->pid, NULL, WNOHANG);
+        if (r == mh->pid || (r < 0 && errno != EINTR))
+            break;
+        if (i == 199) {
+            /* Blocked on the mount: killable waits end now, an uninterruptible one when the
+             * connection goes away; either way the daemon does not wait for it. */
+            LOG_WARN("mount helper: child pid=%ld still busy at shutdown, killed", (long)mh->pid);
+            kill(mh->pid, SIGKILL);
+            waitpid(mh->pid, NULL, WNOHANG);
+            break;
+        }
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    free(mh);
+}
+
+void mounthelper_submit(struct mounthelper *mh, char kind, const char *path)
+{
+    char line[MH_LINE_MAX];
+
+    if (mh == NULL)
+        return;
+    size_t len = strlen(path);
+    if (len + 3 > sizeof(line) || memchr(path, '\n', len) != NULL)
+        return;
+    line[0] = kind;
+    line[1] = ' ';
+    memcpy(line + 2, path, len);
+    line[len + 2] = '\n';
+    ssize_t n;
+    do {
+        n = write(mh->wfd, line, len + 3);
+    } while (n < 0 && errno == EINTR);
+    /* EAGAIN (pipe full: the child is busy) or EPIPE (it died): the job is dropped */
+}
+
+pid_t mounthelper_pid(const struct mounthelper *mh)
+{
+    return mh != NULL ? mh->pid : 0;
+}

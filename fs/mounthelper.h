@@ -1,0 +1,39 @@
+/* fs/mounthelper.h - the daemon's own I/O on its mount (the WAL cache warm-up reads and the
+ * writeback flusher's syncs) runs in a child process, never in a thread of the daemon.
+ * Why:     a daemon thread waiting on its own mount keeps a SIGKILLed daemon from ever exiting:
+ *          a request the session thread had already read is waited for uninterruptibly, and
+ *          closing such a file on exit waits for a FLUSH (or, in writeback mode, for WRITEs of
+ *          dirty pages); the process then never releases /dev/fuse, so the connection is never
+ *          aborted and the mount and every app on it hang (45-fs-wal-cache reproduced both).
+ *          A child holds no /dev/fuse descriptor: the daemon's death aborts the connection,
+ *          which fails the child's pending request, and PR_SET_PDEATHSIG ends the child.
+ * Jobs:    'R' path: read the file's first MOUNTHELPER_READ_MAX bytes (fs/ops_file.c: makes
+ *          the kernel's cache pages of a -wal up to date); 'S' path: sync_file_range(WRITE|
+ *          WAIT) (fs/flusher.c). Paths are relative to the mount root.
+ * Owns:    the child and the write end of its pipe.
+ * Threads: mounthelper_submit is safe from any thread and never blocks: a job is one atomic
+ *          write(2) to a non-blocking pipe, dropped when the pipe is full (every job is an
+ *          optimisation or repeats every period) or when the path holds a newline.
+ * Errors:  mounthelper_new returns NULL with err set. */
+#ifndef BFS_FS_MOUNTHELPER_H
+#define BFS_FS_MOUNTHELPER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+#define MOUNTHELPER_READ_MAX (16u << 20) /* a default WAL cycle is ~4 MiB */
+
+struct mounthelper;
+
+struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err);
+/* Closes the pipe (the child exits when it has finished its job) and reaps the child, waiting
+ * at most 2 s before SIGKILL. NULL: no-op. */
+void mounthelper_free(struct mounthelper *mh);
+/* kind 'R' or 'S'. NULL mh: no-op. */
+void mounthelper_submit(struct mounthelper *mh, char kind, const char *path);
+/* The child's pid (its requests are the daemon's own), 0 for NULL. */
+pid_t mounthelper_pid(const struct mounthelper *mh);
+
+#endif
