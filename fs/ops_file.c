@@ -25,18 +25,12 @@ static bool fs_path_is_wal(const char *path)
     return n > s && strcmp(path + n - s, FS_WAL_SUFFIX) == 0;
 }
 
-/* Whether the request is the daemon's own: from its mount helper child (warm-ups, flushes) or
- * one of its threads (the kernel passes the calling thread's id, which equals getpid() only for
- * the main thread). */
+/* Whether the request is the daemon's own: all its I/O on the mount runs in the mount helper
+ * child (fs/mounthelper.h), never in a thread of the daemon. */
 static bool fs_req_from_self(struct fs *fs, fuse_req_t req)
 {
-    char task[64];
     pid_t pid = fuse_req_ctx(req)->pid;
-
-    if (pid == getpid() || pid == mounthelper_pid(fs->mh))
-        return true;
-    snprintf(task, sizeof(task), "/proc/self/task/%d", (int)pid);
-    return access(task, F_OK) == 0;
+    return pid == getpid() || pid == mounthelper_pid(fs->mh);
 }
 
 /* Flags for reopening a regular file of ours: the app's flags minus creation flags; O_TRUNC is
