@@ -38,7 +38,7 @@ EOF
 repl_wait_synced 90 "$M" app.db
 
 "$PY" - "$M" "$SMALL/filler" <<'EOF' || fail "app"
-import errno, json, os, sqlite3, sys
+import errno, json, os, sqlite3, sys, time
 mnt, filler = sys.argv[1], sys.argv[2]
 c = sqlite3.connect(os.path.join(mnt, "app.db"), isolation_level=None)
 c.execute("pragma wal_autocheckpoint=0")
@@ -49,8 +49,20 @@ for i in range(1, 21):  # committed, not staged yet (batch interval 30 s)
     c.execute("insert into log values (?, 'before')", (i,))
     c.execute("commit")
     n = i
-st = json.load(open(os.path.join(mnt, ".bottomless/status")))
-d = [x for x in st["databases"] if x["path"] == "app.db"][0]
+# The daemon's own transient files (the snapshot's and a batch's compressed copies) live on
+# the staging disk too: filling the disk while they exist lets their deletion free space for
+# the gate, and the restart would rightly go through. Wait until the snapshot is uploaded and
+# nothing is staged (the first commit's batch goes at once); the 19 commits after it stay
+# unstaged for the 30 s batch interval.
+deadline = time.monotonic() + 60
+while True:
+    st = json.load(open(os.path.join(mnt, ".bottomless/status")))
+    d = [x for x in st["databases"] if x["path"] == "app.db"][0]
+    if not d["snapshot_pending"] and d["staged_bytes"] == 0:
+        break
+    if time.monotonic() > deadline:
+        sys.exit("the daemon did not go idle within 60 s: %r" % d)
+    time.sleep(0.05)
 print("app: %d commits; committed frame %d, uploaded %d, staged %d bytes" %
       (n, d["last_committed_frame"], d["last_uploaded_frame"], d["staged_bytes"]))
 unstaged = d["last_committed_frame"] - d["last_uploaded_frame"] - d["staged_bytes"] // (4096 + 24)
