@@ -17,8 +17,9 @@
  *   of one database at a time, in queue order per database), snapshotter (reads, compresses and
  *   uploads snapshots). Hooks run on the caller's thread.
  * Locks:   r->mu (db list, scheduling flags) -> db->stage_mu (copying frames out of the -wal,
- *   replacing wal_fd) -> db->snap_mu (running snapshot pointer) -> db->mu (everything else of
- *   the db). db->persist_mu only around state saves (taken with nothing else held but
+ *   replacing wal_fd) -> db->gen_mu (the -wal decoder, which begins generations on the hot
+ *   path, against the bucket check, which restarts them) -> db->snap_mu (running snapshot
+ *   pointer) -> db->mu (everything else of the db). db->persist_mu only around state saves (taken with nothing else held but
  *   stage_mu). No db->mu or r->mu is held across I/O except the short file writes of a new
  *   generation. repl_db objects live until repl_free (pointers stay valid for the threads). */
 #include "wal/replicator.h"
@@ -84,7 +85,7 @@ struct repl_db {
 
     char *name, *db_path, *wal_path, *dir;
 
-    pthread_mutex_t stage_mu, snap_mu, mu, persist_mu;
+    pthread_mutex_t stage_mu, gen_mu, snap_mu, mu, persist_mu;
     pthread_cond_t cv; /* with mu: lsn_uploaded grew, snapshot finished */
 
     /* Decoder and -wal fd: the hook caller's thread (serialised); wal_fd replaced under
@@ -979,6 +980,7 @@ static void db_free(struct repl_db *db)
     free(db->wal_path);
     free(db->dir);
     pthread_mutex_destroy(&db->stage_mu);
+    pthread_mutex_destroy(&db->gen_mu);
     pthread_mutex_destroy(&db->snap_mu);
     pthread_mutex_destroy(&db->mu);
     pthread_mutex_destroy(&db->persist_mu);
@@ -1231,6 +1233,7 @@ static struct repl_db *db_alloc(struct replicator *r, const char *db_name, const
     db->refs = 1;
     db->wal_fd = -1;
     pthread_mutex_init(&db->stage_mu, NULL);
+    pthread_mutex_init(&db->gen_mu, NULL);
     pthread_mutex_init(&db->snap_mu, NULL);
     pthread_mutex_init(&db->mu, NULL);
     pthread_mutex_init(&db->persist_mu, NULL);
@@ -1468,11 +1471,15 @@ static void wal_refresh_fd(struct repl_db *db)
 void repl_wal_after_write(struct repl_db *db, uint64_t off, const void *buf, size_t len)
 {
     struct err e = {0};
+    int rc;
     if (off == 0 || db->wal_fd < 0)
         wal_refresh_fd(db);
     if (db->wal_fd < 0)
         return;
-    if (wal_decoder_wrote(db->dec, off, buf, len, &e) != 0)
+    pthread_mutex_lock(&db->gen_mu);
+    rc = wal_decoder_wrote(db->dec, off, buf, len, &e);
+    pthread_mutex_unlock(&db->gen_mu);
+    if (rc != 0)
         wal_feed_error(db, &e);
 }
 
@@ -1488,7 +1495,10 @@ void repl_wal_after_truncate(struct repl_db *db, uint64_t size)
         wal_refresh_fd(db);
     if (db->wal_fd < 0)
         return;
-    if (wal_decoder_truncated(db->dec, size, &e) != 0)
+    pthread_mutex_lock(&db->gen_mu);
+    int rc = wal_decoder_truncated(db->dec, size, &e);
+    pthread_mutex_unlock(&db->gen_mu);
+    if (rc != 0)
         wal_feed_error(db, &e);
 }
 
@@ -1505,7 +1515,9 @@ void repl_wal_unlinked(struct repl_db *db)
     pthread_mutex_unlock(&db->stage_mu);
     if (fd >= 0)
         close(fd);
+    pthread_mutex_lock(&db->gen_mu);
     wal_decoder_truncated(db->dec, 0, &e); /* forget the header */
+    pthread_mutex_unlock(&db->gen_mu);
 }
 
 int repl_wal_fsync(struct repl_db *db)
@@ -2093,6 +2105,29 @@ static int owner_init(struct replicator *r, struct err *err)
     return 0;
 }
 
+/* Removes the staging directory of generation g, dropped before any of it was uploaded, and
+ * a finished snapshot file in it (snap_find_file would upload it as a generation without a
+ * .meta). A snapshot still being built keeps its side file: its owner unlinks it, and rmdir
+ * then fails harmlessly. */
+static void gen_dir_discard(struct repl_db *db, const struct gen_id *g)
+{
+    char gdir[REPL_PATH_MAX], path[REPL_PATH_MAX];
+    if (gen_path(db, g, NULL, gdir, sizeof(gdir)) != 0)
+        return;
+    DIR *d = opendir(gdir);
+    if (d) {
+        struct dirent *de;
+        enum compression c;
+        while ((de = readdir(d)) != NULL) {
+            if (strncmp(de->d_name, "db.", 3) == 0 && layout_snapshot_parse(de->d_name, &c) == 0 &&
+                path_join(path, sizeof(path), gdir, de->d_name) == 0)
+                unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(gdir);
+}
+
 /* Checks the bucket before the first upload of db (see repl_db_open). */
 static int upload_verify(struct repl_db *db, const struct item *it, struct err *err)
 {
@@ -2135,14 +2170,19 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     /* Our next generation descends from the bucket's newest and takes a snapshot (the local
      * file is not known to continue it). A generation already open: if it was started here
      * without a parent and has its own snapshot, it just gets the .dep; otherwise it is
-     * restarted from frame 1 of the current WAL as a new generation. */
+     * restarted from frame 1 of the current WAL as a new generation. With no generation open
+     * but local-only ones queued, a snapshot-only generation begins at once: whichever way the
+     * app's writes raced this check, the newest generation afterwards names the bucket's.
+     * gen_mu keeps the hot path from beginning a generation of its own meanwhile. */
     pthread_mutex_lock(&db->stage_mu);
+    pthread_mutex_lock(&db->gen_mu);
     pthread_mutex_lock(&db->mu);
     db->has_parent_hint = true;
     db->parent_hint = newest;
     db->force_snapshot = true;
     db->need_base = true;
-    bool open_gen = db->has_gen && db->gen_open;
+    bool has_gen = db->has_gen;
+    bool open_gen = has_gen && db->gen_open;
     struct gen_id cur = db->gen;
     bool own_snap = open_gen && !db->gen_has_dep && gen_id_eq(&db->snap_gen, &cur) &&
                     (db->snap_running || db->snap_upload);
@@ -2178,58 +2218,76 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
         }
         pthread_mutex_unlock(&db->mu);
         free(d);
-    } else if (open_gen) {
-        if (!it->has_expect) {
-            /* Started here without knowing the bucket: drop its local-only objects, queue
-             * entries AND staged files (a file left behind is pending for repl_flush and
-             * would be uploaded by the next start's queue rebuild). */
-            struct item *dropped = NULL;
-            pthread_mutex_lock(&db->mu);
-            struct item **pp = &db->q_head;
-            db->q_tail = NULL;
-            while (*pp) {
-                struct item *x = *pp;
-                if (x->kind != ITEM_VERIFY && gen_id_eq(&x->gen, &cur)) {
-                    *pp = x->next;
-                    if (x->kind == ITEM_SEG)
-                        db->staged_bytes -=
-                            x->bytes < db->staged_bytes ? x->bytes : db->staged_bytes;
-                    x->next = dropped;
-                    dropped = x;
-                    continue;
-                }
-                db->q_tail = x;
-                pp = &x->next;
-            }
-            pthread_mutex_unlock(&db->mu);
-            for (struct item *x = dropped; x; x = x->next)
-                item_done_cleanup(db, x); /* stage_mu held: no segment of cur is being cut */
-            item_free_list(dropped);
-            char cdir[REPL_PATH_MAX];
-            if (dropped && gen_path(db, &cur, NULL, cdir, sizeof(cdir)) == 0)
-                rmdir(cdir); /* only when empty (a snapshot file of it is still uploaded) */
-        }
+    } else {
+        /* Objects queued behind the VERIFY item are local-only (nothing uploads before it).
+         * Without an expectation they were started here without knowing the bucket: a
+         * parentless lineage beside the bucket's history, i.e. a fork. They are dropped, with
+         * their staged files; the new generation below holds their content (its snapshot is
+         * the db file now). With one (divergence) they continue this machine's own history
+         * and are kept (README, "Diverged bucket"). */
+        bool had_local = false;
+        struct item *dropped = NULL;
         pthread_mutex_lock(&db->mu);
+        struct item **pp = &db->q_head;
+        db->q_tail = NULL;
+        while (*pp) {
+            struct item *x = *pp;
+            bool data = x->kind != ITEM_VERIFY && x->kind != ITEM_TOMBSTONE;
+            had_local |= data;
+            if (data && !it->has_expect) {
+                *pp = x->next;
+                if (x->kind == ITEM_SEG)
+                    db->staged_bytes -= x->bytes < db->staged_bytes ? x->bytes : db->staged_bytes;
+                x->next = dropped;
+                dropped = x;
+                continue;
+            }
+            db->q_tail = x;
+            pp = &x->next;
+        }
         db->gen_open = false;
         db->n_cuts = 0;
         pthread_mutex_unlock(&db->mu);
-        rc = gen_begin(db, &h, err);
-        if (rc == 0) {
+        for (struct item *x = dropped; x; x = x->next)
+            item_done_cleanup(db, x); /* stage_mu held: no segment is being cut */
+        if (open_gen || (had_local && has_gen)) {
+            /* A generation now, even when the -wal is gone (the sqlite3 shell deletes it on
+             * close): its snapshot holds everything committed, and it - not a local-only
+             * generation that began before this check - is the newest, naming the bucket's.
+             * With the -wal open it restages the WAL's committed frames on top. */
+            rc = gen_begin(db, &h, err);
+        }
+        if (rc == 0 && (open_gen || (had_local && has_gen))) {
             pthread_mutex_lock(&db->mu);
-            db->committed = committed;
-            db->staged = 0;
-            /* Frames 1..committed are staged again in the new generation: count them once,
-             * and as not uploaded (a durable fsync must wait for them). */
-            db->lsn_staged = db->lsn_committed >= committed ? db->lsn_committed - committed : 0;
-            if (db->lsn_uploaded > db->lsn_staged)
-                db->lsn_uploaded = db->lsn_staged;
-            if (committed > 0) {
-                db->pending_since_ms = now_ms();
-                db->urgent = true;
+            if (!open_gen) {
+                db->gen_open = false; /* snapshot only: the next -wal begins the next one */
+                if (!it->has_expect)
+                    db->lsn_staged = db->lsn_uploaded = db->lsn_committed;
+            } else {
+                db->committed = committed;
+                db->staged = 0;
+                /* Frames 1..committed are staged again in the new generation: count them
+                 * once, and as not uploaded (a durable fsync must wait for them). Older
+                 * frames whose segments were dropped are in the snapshot. */
+                db->lsn_staged = db->lsn_committed >= committed ? db->lsn_committed - committed : 0;
+                if (db->lsn_uploaded > db->lsn_staged || !it->has_expect)
+                    db->lsn_uploaded = db->lsn_staged;
+                if (committed > 0) {
+                    db->pending_since_ms = now_ms();
+                    db->urgent = true;
+                }
             }
             pthread_mutex_unlock(&db->mu);
         }
+        /* The dropped generations' directories go too, with any finished snapshot file in
+         * them (it would otherwise be uploaded as a generation with no .meta). */
+        for (struct item *x = dropped; x; x = x->next) {
+            if (x->kind == ITEM_META)
+                gen_dir_discard(db, &x->gen);
+        }
+        item_free_list(dropped);
     }
+    pthread_mutex_unlock(&db->gen_mu);
     pthread_mutex_unlock(&db->stage_mu);
     return rc;
 }
