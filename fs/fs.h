@@ -62,6 +62,7 @@ struct fs_file {
     struct buf status;    /* status file content (status file only) */
     char *flush_path;     /* a -wal registered with the writeback flusher, or NULL */
     char *warm_path;      /* a -wal the app writes (write-through): warmed at WAL restarts */
+    uint64_t unsynced;    /* bytes written through this handle since its last fsync (loop) */
     struct fs_file *prev; /* fs->files list, guarded by fs->files_mu */
     struct fs_file *next;
 };

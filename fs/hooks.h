@@ -105,8 +105,9 @@ struct fs_hooks {
     void (*fallocate_before)(void *arg, void *fh, int mode, uint64_t off, uint64_t len);
     void (*fallocate_after)(void *arg, void *fh, int mode, uint64_t off, uint64_t len, int result);
 
-    /* [worker] fsync (datasync false) or fdatasync (true) of an open file, called after the
-     * backing fsync succeeded. May block (durable mode waits for S3 here, with a deadline). The
+    /* [worker; the loop when small and not durable] fsync (datasync false) or fdatasync
+     * (true) of an open file, called after the backing fsync succeeded. May block only in
+     * durable mode (it waits for S3 here, with a deadline), always on a worker then. The
      * return value is what the app gets (e.g. EIO when the durable deadline passes). */
     int (*fsync)(void *arg, void *fh, bool datasync);
 
