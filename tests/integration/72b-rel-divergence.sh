@@ -7,10 +7,10 @@
 # nothing (every generation listed before is still there, B's restores B's state with -g),
 # uploads every generation it started, and the bucket's newest restores A's local database.
 # x.db is written by one connection held open across the bucket check: its newest generation
-# has a snapshot and a .dep naming B's. y.db is written by sqlite3 CLI calls: a generation
-# started AND ended (the -wal deleted on close) before the check keeps its .dep to A's own
-# previous generation, so B's is named by a later generation; we only require B's generation
-# on the .dep chain of the newest after a write that follows the warning.
+# has a snapshot and a .dep naming B's. y.db is written by sqlite3 CLI calls: its generation
+# started AND ended (the -wal deleted on close) before the check, which then begins a snapshot
+# generation naming B's; we require B's generation on the .dep chain of the newest after a
+# write that follows the warning.
 # Clean unmounts release the leases, so no daemon waits for one to expire.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
