@@ -19,9 +19,10 @@
  * Locks:   r->mu (db list, scheduling flags) -> db->stage_mu (copying frames out of the -wal,
  *   replacing wal_fd) -> db->gen_mu (the -wal decoder, which begins generations on the hot
  *   path, against the bucket check, which restarts them) -> db->snap_mu (running snapshot
- *   pointer) -> db->mu (everything else of the db). db->persist_mu only around state saves (taken with nothing else held but
- *   stage_mu). No db->mu or r->mu is held across I/O except the short file writes of a new
- *   generation. repl_db objects live until repl_free (pointers stay valid for the threads). */
+ *   pointer) -> db->mu (everything else of the db). db->persist_mu only around state saves
+ *   (taken with nothing else held but stage_mu). No db->mu or r->mu is held across I/O
+ *   except the short file writes of a new generation. repl_db objects live until repl_free
+ *   (pointers stay valid for the threads). */
 #include "wal/replicator.h"
 
 #include <dirent.h>
@@ -2250,14 +2251,11 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
         pthread_mutex_unlock(&db->mu);
         for (struct item *x = dropped; x; x = x->next)
             item_done_cleanup(db, x); /* stage_mu held: no segment is being cut */
-        if (open_gen || (had_local && has_gen)) {
-            /* A generation now, even when the -wal is gone (the sqlite3 shell deletes it on
-             * close): its snapshot holds everything committed, and it - not a local-only
-             * generation that began before this check - is the newest, naming the bucket's.
-             * With the -wal open it restages the WAL's committed frames on top. */
-            rc = gen_begin(db, &h, err);
-        }
-        if (rc == 0 && (open_gen || (had_local && has_gen))) {
+        /* A generation now, even when the -wal is gone (the sqlite3 shell deletes it on
+         * close): its snapshot holds everything committed, and it - not a local-only
+         * generation that began before this check - is the newest, naming the bucket's.
+         * With the -wal open it restages the WAL's committed frames on top. */
+        if ((open_gen || (had_local && has_gen)) && (rc = gen_begin(db, &h, err)) == 0) {
             pthread_mutex_lock(&db->mu);
             if (!open_gen) {
                 db->gen_open = false; /* snapshot only: the next -wal begins the next one */

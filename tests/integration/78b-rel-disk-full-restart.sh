@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # 78b-rel-disk-full-restart: the staging area is full at the moment SQLite restarts the WAL
-# while committed frames are still unstaged (batch_interval=30: after the first commit's batch nothing is staged on its own).
-# The restart's first -wal write (the new header at offset 0) would destroy those frames, the
-# daemon cannot stage them (ENOSPC), so it refuses the write: the app gets "database or disk
-# is full" (and again while the disk stays full) and nothing is lost. Once space returns the
-# same write succeeds, every committed transaction reaches the bucket (no "lost unstaged
-# frames", no repair snapshot needed) and a strict restore equals the local database.
+# while committed frames are still unstaged (batch_interval=30: after the first commit's batch
+# nothing is staged on its own). The restart's first -wal write (the new header at offset 0)
+# would destroy those frames, the daemon cannot stage them (ENOSPC), so it refuses the write:
+# the app gets "database or disk is full" (and again while the disk stays full) and nothing is
+# lost. Once space returns the same write succeeds, every committed transaction reaches the
+# bucket (no "lost unstaged frames", no repair snapshot needed) and a strict restore equals the
+# local database.
 # Needs root (mount -t tmpfs); skipped otherwise.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
