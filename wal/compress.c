@@ -20,7 +20,7 @@
 
 int compression_parse(const char *name, enum compression *out)
 {
-    if (!name || !strcmp(name, "") || !strcmp(name, "raw"))
+    if (!name || !strcmp(name, "") || !strcmp(name, "raw") || !strcmp(name, "none"))
         *out = COMP_RAW;
     else if (!strcmp(name, "gz") || !strcmp(name, "gzip"))
         *out = COMP_GZIP;

@@ -28,7 +28,7 @@
 
 enum compression { COMP_RAW, COMP_GZIP, COMP_ZSTD, COMP_AUTO };
 
-/* "zstd" | "gz" | "gzip" | "raw" | "" (= raw) -> *out; EINVAL otherwise. */
+/* "zstd" | "gz" | "gzip" | "raw" | "none" | "" (the last three = raw) -> *out; EINVAL otherwise. */
 int compression_parse(const char *name, enum compression *out);
 /* Key extension: "raw", "gz", "zstd" ("auto" for COMP_AUTO, never used in keys). */
 const char *compression_ext(enum compression c);

@@ -4,7 +4,8 @@
 # closes: the clean unmount must leave nothing staged (no segment, .meta or .dep files under
 # BACKING/.bottomless), every generation in the bucket has its .meta and the batches staged
 # for it, and the restore equals the source. Regression: the first generation's batch and
-# .meta stayed staged through the unmount (uploaded only at the next mount).
+# .meta stayed staged through the unmount (uploaded only at the next mount). A last case mounts
+# with -o compression=none, which the mount refused until 2026-11-26.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -31,9 +32,9 @@ print(c.execute("select count(*) from orders").fetchone()[0])
 c.close()
 PYEOF
 
-run_case() { # NAME ROUNDS PAUSE
-    local name=$1 rounds=$2 pause=$3
-    mount_fs "$B" "$M"
+run_case() { # NAME ROUNDS PAUSE [COMPRESSION]
+    local name=$1 rounds=$2 pause=$3 comp=${4:-}
+    mount_fs "$B" "$M" ${comp:+-o compression=$comp}
     local log=$BFS_FS_LOG
     "$PY" "$TEST_TMP/app.py" "$M/$name" "$rounds" "$pause" >"$TEST_TMP/$name.count" ||
         fail "app failed ($name)"
@@ -64,6 +65,10 @@ run_case() { # NAME ROUNDS PAUSE
         grep -qE "^$name-$g/([0-9]{12}-[0-9]{12}-[0-9]+\.[a-z]+|db\.[a-z]+)$" <<<"$keys" ||
             { echo "$keys" >&2; fail "$g has neither batch nor snapshot ($name)"; }
     done
+    if [[ $comp == none ]]; then # uncompressed objects are named .raw, as bottomless does
+        grep -qE '(\.raw)$' <<<"$keys" || { echo "$keys" >&2; fail "no .raw object ($name)"; }
+        ! grep -qE '\.(zstd|gz)$' <<<"$keys" || { echo "$keys" >&2; fail "compressed object ($name)"; }
+    fi
 
     # restore equals the source (the backing file, checkpointed by the close)
     local want got
@@ -80,3 +85,4 @@ run_case() { # NAME ROUNDS PAUSE
 run_case shop.db 3 1      # the reproducer's shape: checkpoints a second apart
 run_case quick.db 2 0     # no pauses: everything within the first batch interval
 run_case one.db 0 0       # a single generation, unmounted at once
+run_case raw.db 2 0 none  # -o compression=none (was refused at mount: "use zstd, gzip or none")

@@ -61,6 +61,8 @@ Test(compress, names_parse_like_bottomless)
     cr_assert_eq(c, COMP_GZIP);
     cr_assert_eq(compression_parse("raw", &c), 0);
     cr_assert_eq(c, COMP_RAW);
+    cr_assert_eq(compression_parse("none", &c), 0); /* the mount option's spelling */
+    cr_assert_eq(c, COMP_RAW);
     cr_assert_eq(compression_parse("", &c), 0);
     cr_assert_eq(c, COMP_RAW);
     cr_assert_eq(compression_parse("xz", &c), EINVAL);
