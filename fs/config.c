@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "common/err.h"
+#include "fs/cpulatency.h"
 
 #define FS_VERSION "0.1.0"
 
@@ -41,6 +42,8 @@ struct raw_opts {
     int noxattr;
     int xattr;
     int nowalcache;
+    int nocpu_latency;
+    int cpu_latency;
     int writeback;
     int allow_other;
     int foreground;
@@ -79,6 +82,8 @@ static const struct fuse_opt fs_opt_spec[] = {
     RAW("noxattr", noxattr),
     RAW("xattr", xattr),
     RAW("nowalcache", nowalcache),
+    RAW("nocpu_latency", nocpu_latency),
+    RAW("cpu_latency", cpu_latency),
     RAW("writeback", writeback),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
     FUSE_OPT_KEY("-f", KEY_FOREGROUND),
@@ -162,6 +167,11 @@ void fs_config_usage(const char *prog)
         "  -o nowalcache          do not read each -wal through the mount after a WAL\n"
         "                         restart (by default a thread does, once per WAL, so the\n"
         "                         kernel sends each frame write as one request, not two)\n"
+        "  -o nocpu_latency       never ask the kernel to keep idle CPUs polling. By default,\n"
+        "                         while the mount serves at least %u requests/s, the daemon\n"
+        "                         holds a 0 us request on /dev/cpu_dma_latency (root only):\n"
+        "                         waking a halted CPU costs up to ~90 us per FUSE request on\n"
+        "                         VMs without halt-polling (README \"Performance\")\n"
         "\n"
         "replication options (environment variable in brackets; -o wins):\n"
         "  -o endpoint=URL        S3 endpoint [LIBSQL_BOTTOMLESS_ENDPOINT]\n"
@@ -206,8 +216,9 @@ void fs_config_usage(const char *prog)
         "\n"
         "MOUNTPOINT/.bottomless/status is a read-only JSON view of every database's replication\n"
         "state. BACKING_DIR/.bottomless is the replicator's staging area and is hidden.\n",
-        prog, FS_DEFAULT_WORKERS, FS_DEFAULT_SPIN_US, FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000,
-        FS_DEFAULT_WRITEBACK_MS, FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
+        prog, FS_DEFAULT_WORKERS, FS_DEFAULT_SPIN_US, CPULAT_DEFAULT_MIN_RATE,
+        FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000, FS_DEFAULT_WRITEBACK_MS,
+        FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
         FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_LIST_TTL_MS / 1000);
 }
 
@@ -300,6 +311,7 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
     cfg->noreplicate = r->noreplicate;
     cfg->noxattr = r->noxattr ? true : r->xattr ? false : FS_DEFAULT_NOXATTR;
     cfg->nowalcache = r->nowalcache;
+    cfg->cpu_latency = r->nocpu_latency ? false : r->cpu_latency ? true : FS_DEFAULT_CPU_LATENCY;
     cfg->durable = r->durable;
     cfg->insecure_tls = r->insecure_tls;
     cfg->writeback = r->writeback || r->writeback_ms != NULL;

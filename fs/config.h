@@ -22,6 +22,7 @@
 #define FS_DEFAULT_LIST_TTL_MS 10000u
 #define FS_DEFAULT_WORKERS 4u
 #define FS_DEFAULT_SPIN_US 0u
+#define FS_DEFAULT_CPU_LATENCY true /* see fs/cpulatency.h and README "Performance" */
 #define FS_DEFAULT_NOXATTR true /* see -o xattr in --help and README "Performance" */
 #define FS_STAGING_NAME ".bottomless"
 
@@ -38,6 +39,7 @@ struct fs_config {
     unsigned n_workers; /* -o workers=N: threads for fsync / restores / listings */
     unsigned spin_us;   /* -o spin_us=N: session loop spins N us before sleeping */
     bool nowalcache;    /* -o nowalcache: no fs/warmer.c (write-through mode only) */
+    bool cpu_latency;   /* default, -o nocpu_latency: off; fs/cpulatency.h */
     bool noxattr;       /* default, -o noxattr (-o xattr: off): xattr calls get ENOSYS, so the
                          * kernel stops asking (saves the security.capability GETXATTR it
                          * sends before each write) */

@@ -18,6 +18,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "fs/config.h"
+#include "fs/cpulatency.h"
 #include "fs/fs.h"
 #include "fs/hooks.h"
 #include "fs/loop.h"
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
     bool mounted = false;
     bool hooks_started = false;
     bool signals_set = false;
+    struct cpulat *cpulat = NULL; /* only while the session loop runs */
     int status_fd = -1;
     int rc;
 
@@ -184,7 +186,16 @@ int main(int argc, char **argv)
     LOG_INFO("main: mounted backing=%s mountpoint=%s replication=%s writeback=%d",
              cfg.backing_dir, cfg.mountpoint, cfg.noreplicate ? "off" : "on", cfg.writeback);
 
+    if (cfg.cpu_latency) {
+        struct err le = {0};
+        cpulat = cpulat_new(CPULAT_DEVICE, &fs->stats.requests, CPULAT_DEFAULT_MIN_RATE, &le);
+        if (cpulat == NULL)
+            LOG_INFO("main: %s: idle CPUs will halt under load (FUSE requests then cost more "
+                     "on VMs without halt-polling)", le.msg);
+    }
     rc = fs_loop_run(se, cfg.spin_us, &fs->stats);
+    cpulat_free(cpulat);
+    cpulat = NULL;
     if (rc < 0) {
         LOG_ERR("main: session loop failed errno=%s", errno_name(-rc));
         rc = -rc;

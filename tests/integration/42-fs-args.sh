@@ -31,7 +31,8 @@ pid_gone() { # exited (a zombie child counts as gone)
 "$BIN" --help >"$TEST_TMP/help" || fail "--help exit status"
 for opt in -f -d endpoint bucket region batch_interval batch_max_frames compression durable \
     writeback flush_timeout snapshot_max_gens snapshot_wal_pct list_ttl ca_file insecure_tls \
-    noreplicate noxattr spin_us allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT LIBSQL_BOTTOMLESS_BUCKET \
+    noreplicate noxattr nocpu_latency spin_us allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT \
+    LIBSQL_BOTTOMLESS_BUCKET \
     AWS_REGION LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES \
     LIBSQL_BOTTOMLESS_COMPRESSION fuse.bottomlessfs fusermount3 synchronous=FULL; do
     grep -qF -- "$opt" "$TEST_TMP/help" || fail "--help does not mention $opt"
