@@ -369,7 +369,8 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
         strcmp(compression, "none") != 0)
         return ERR(err, EINVAL, "invalid compression=%s: use zstd, gzip or none", compression);
     rc = dup_opt(&cfg->compression, compression, err);
-    rc = rc ? rc : dup_opt(&cfg->endpoint, pick(r->endpoint, "LIBSQL_BOTTOMLESS_ENDPOINT", NULL), err);
+    rc = rc ? rc
+            : dup_opt(&cfg->endpoint, pick(r->endpoint, "LIBSQL_BOTTOMLESS_ENDPOINT", NULL), err);
     rc = rc ? rc : dup_opt(&cfg->bucket, pick(r->bucket, "LIBSQL_BOTTOMLESS_BUCKET", NULL), err);
     rc = rc ? rc
             : dup_opt(&cfg->region,
