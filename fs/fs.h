@@ -63,6 +63,8 @@ struct fs_file {
     char *flush_path;     /* a -wal registered with the writeback flusher, or NULL */
     char *warm_path;      /* a -wal the app writes (write-through): warmed at WAL restarts */
     uint64_t unsynced;    /* bytes written through this handle since its last fsync (loop) */
+    uint64_t wal_ahead;   /* warm_path: the backing -wal reaches this far (loop); 0: unknown */
+    bool wal_sqlite;      /* warm_path: this handle wrote a SQLite WAL header (loop) */
     struct fs_file *prev; /* fs->files list, guarded by fs->files_mu */
     struct fs_file *next;
 };

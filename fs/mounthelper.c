@@ -5,6 +5,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +27,26 @@ struct mounthelper {
     int wfd; /* write end, non-blocking */
 };
 
-static void mh_job(char kind, const char *full, char *data)
+/* Hex digits at *p up to a space -> *out; advances *p past the space. */
+static bool mh_parse_hex(const char **p, const char *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *q = *p;
+    while (q < end && *q != ' ') {
+        int d = *q >= '0' && *q <= '9' ? *q - '0' : *q >= 'a' && *q <= 'f' ? *q - 'a' + 10 : -1;
+        if (d < 0 || v >> 60 != 0)
+            return false;
+        v = v << 4 | (uint64_t)d;
+        q++;
+    }
+    if (q == *p || q == end)
+        return false;
+    *p = q + 1;
+    *out = v;
+    return true;
+}
+
+static void mh_job(char kind, const char *full, uint64_t from, uint64_t to, char *data)
 {
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
@@ -33,7 +56,7 @@ static void mh_job(char kind, const char *full, char *data)
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                             SYNC_FILE_RANGE_WAIT_AFTER);
     } else {
-        for (off_t off = 0; off < (off_t)MOUNTHELPER_READ_MAX; off += MH_CHUNK) {
+        for (off_t off = (off_t)from; off < (off_t)to; off += MH_CHUNK) {
             ssize_t got = pread(fd, data, MH_CHUNK, off);
             if (got < (ssize_t)MH_CHUNK && !(got < 0 && errno == EINTR))
                 break;
@@ -73,9 +96,16 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, char *data)
                 break;
             size_t len = (size_t)(nl - (line + start));
             if (!skipping && len > 2 && line[start + 1] == ' ') {
-                memcpy(full + mlen + 1, line + start + 2, len - 2);
-                full[mlen + 1 + len - 2] = '\0';
-                mh_job(line[start], full, data);
+                char kind = line[start];
+                const char *arg = line + start + 2, *end = line + start + len;
+                uint64_t from = 0, to = MOUNTHELPER_READ_MAX;
+                bool ok = kind != 'G' || (mh_parse_hex(&arg, end, &from) &&
+                                          mh_parse_hex(&arg, end, &to) && arg < end);
+                if (ok) {
+                    memcpy(full + mlen + 1, arg, (size_t)(end - arg));
+                    full[mlen + 1 + (size_t)(end - arg)] = '\0';
+                    mh_job(kind, full, from, to, data);
+                }
             }
             skipping = false;
             start += len + 1;
@@ -150,24 +180,38 @@ void mounthelper_free(struct mounthelper *mh)
     free(mh);
 }
 
-void mounthelper_submit(struct mounthelper *mh, char kind, const char *path)
+static void mh_submit_line(struct mounthelper *mh, const char *head, size_t hlen, const char *path)
 {
     char line[MH_LINE_MAX];
 
     if (mh == NULL)
         return;
     size_t len = strlen(path);
-    if (len + 3 > sizeof(line) || memchr(path, '\n', len) != NULL)
+    if (hlen + len + 1 > sizeof(line) || memchr(path, '\n', len) != NULL)
         return;
-    line[0] = kind;
-    line[1] = ' ';
-    memcpy(line + 2, path, len);
-    line[len + 2] = '\n';
+    memcpy(line, head, hlen);
+    memcpy(line + hlen, path, len);
+    line[hlen + len] = '\n';
     ssize_t n;
     do {
-        n = write(mh->wfd, line, len + 3);
+        n = write(mh->wfd, line, hlen + len + 1);
     } while (n < 0 && errno == EINTR);
     /* EAGAIN (pipe full: the child is busy) or EPIPE (it died): the job is dropped */
+}
+
+void mounthelper_submit(struct mounthelper *mh, char kind, const char *path)
+{
+    char head[2] = {kind, ' '};
+    mh_submit_line(mh, head, sizeof(head), path);
+}
+
+void mounthelper_submit_range(struct mounthelper *mh, const char *path, uint64_t from,
+                              uint64_t to)
+{
+    char head[48];
+    int n = snprintf(head, sizeof(head), "G %" PRIx64 " %" PRIx64 " ", from, to);
+    if (n > 0 && (size_t)n < sizeof(head))
+        mh_submit_line(mh, head, (size_t)n, path);
 }
 
 pid_t mounthelper_pid(const struct mounthelper *mh)

@@ -8,8 +8,9 @@
  *          A child holds no /dev/fuse descriptor: the daemon's death aborts the connection,
  *          which fails the child's pending request, and PR_SET_PDEATHSIG ends the child.
  * Jobs:    'R' path: read the file's first MOUNTHELPER_READ_MAX bytes (fs/ops_file.c: makes
- *          the kernel's cache pages of a -wal up to date); 'S' path: sync_file_range(WRITE|
- *          WAIT) (fs/flusher.c). Paths are relative to the mount root.
+ *          the kernel's cache pages of a -wal up to date); 'G' (mounthelper_submit_range):
+ *          read [from, to) (the range by which the daemon just extended a -wal); 'S' path:
+ *          sync_file_range(WRITE|WAIT) (fs/flusher.c). Paths are relative to the mount root.
  * Owns:    the child and the write end of its pipe.
  * Threads: mounthelper_submit is safe from any thread and never blocks: a job is one atomic
  *          write(2) to a non-blocking pipe, dropped when the pipe is full (every job is an
@@ -19,6 +20,7 @@
 #define BFS_FS_MOUNTHELPER_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -33,6 +35,9 @@ struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err);
 void mounthelper_free(struct mounthelper *mh);
 /* kind 'R' or 'S'. NULL mh: no-op. */
 void mounthelper_submit(struct mounthelper *mh, char kind, const char *path);
+/* Job 'G': read [from, to) of path. NULL mh: no-op. */
+void mounthelper_submit_range(struct mounthelper *mh, const char *path, uint64_t from,
+                              uint64_t to);
 /* The child's pid (its requests are the daemon's own), 0 for NULL. */
 pid_t mounthelper_pid(const struct mounthelper *mh);
 

@@ -463,6 +463,63 @@ static size_t fs_unchanged_prefix(int fd, const char *buf, size_t size, off_t of
     return i;
 }
 
+/* A -wal the app appends to is kept extended this far past its writes, in steps of half. */
+#define FS_WAL_AHEAD (2u << 20)
+
+/* Write-through mode: cache pages of a growing -wal are never up to date (only reads make them
+ * so), and the kernel ends a WRITE at a page it fills only partly unless it is: a frame then
+ * costs 3 WRITEs instead of 2, and a checkpoint reads every frame back through FUSE, about 5
+ * requests per page in a bulk load (3 with this). So when SQLite's writes come within half of
+ * FS_WAL_AHEAD of the backing -wal's end, the daemon extends the file (sparse: no disk space;
+ * zeros to SQLite, as after its own SQLITE_FCNTL_CHUNK_SIZE preallocation: recovery stops at
+ * the first frame whose salts do not match), tells the kernel the new size, and the mount
+ * helper reads the new range, so the app's next frames land on up-to-date pages.
+ * The size goes to the kernel as a FUSE_NOTIFY_STORE of the file's last byte (a zero, as in
+ * the backing file): the kernel takes a store's end as the new size, while it drops a GETATTR
+ * reply whenever a WRITE completed meanwhile, which is always the case here. The store locks
+ * that one page on the session thread, which must never wait for a page whose lock is held
+ * by a task waiting for the session thread: that would be a write into that page in flight,
+ * and the page lies at least 1 MiB past the write being served. SQLite has one WAL writer at
+ * a time (the WAL write lock), and it is waiting for this reply; readers never create pages
+ * past the end. Hence only for a handle that wrote a SQLite WAL header: no other program's
+ * writes to a file named *-wal get here. The page is new (past the kernel's old size nothing
+ * is cached) and the store does not make it up to date, so the zero is never read as data. */
+static void fs_wal_grow(struct fs *fs, struct fs_file *f, fuse_ino_t ino, uint64_t end)
+{
+    static const char zero;
+    struct stat st;
+
+    if (end + FS_WAL_AHEAD / 2 <= f->wal_ahead || fs->se == NULL || fstat(f->fd, &st) != 0)
+        return;
+    uint64_t size = (uint64_t)st.st_size;
+    if (size >= end + FS_WAL_AHEAD / 2) {
+        f->wal_ahead = size;
+        return;
+    }
+    uint64_t want = (end + FS_WAL_AHEAD) & ~(uint64_t)(FS_WAL_AHEAD / 2 - 1);
+    int rc;
+    do {
+        rc = ftruncate(f->fd, (off_t)want);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) { /* e.g. EFBIG: the app's own writes will meet the limit, not ours */
+        f->wal_ahead = UINT64_MAX;
+        return;
+    }
+    f->wal_ahead = want;
+    struct fuse_bufvec last = FUSE_BUFVEC_INIT(1);
+    last.buf[0].mem = (void *)&zero;
+    if (fuse_lowlevel_notify_store(fs->se, ino, (off_t)want - 1, &last, FUSE_BUF_NO_SPLICE) != 0)
+        return; /* the kernel keeps the old size: reads of the new range would stop there */
+    mounthelper_submit_range(fs->mh, f->warm_path, size & ~(uint64_t)4095, want);
+}
+
+/* Does buf (written at offset 0) start with a SQLite WAL header's magic number? */
+static bool fs_is_wal_header(const char *buf, size_t size)
+{
+    static const unsigned char le[4] = {0x37, 0x7f, 0x06, 0x82}, be[4] = {0x37, 0x7f, 0x06, 0x83};
+    return size >= 32 && (memcmp(buf, le, 4) == 0 || memcmp(buf, be, 4) == 0);
+}
+
 void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
                  struct fuse_file_info *fi)
 {
@@ -471,7 +528,6 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
     void *h = f->hook_handle;
     ssize_t n;
 
-    (void)ino;
     if (f->fd < 0) {
         fuse_reply_err(req, EBADF);
         return;
@@ -503,8 +559,15 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, o
      * mount helper reads the -wal once so that each frame write is one FUSE WRITE, not two (a
      * frame straddles two pages, and the kernel ends a WRITE at a partly written page that is
      * not up to date). Pages already cached cost it no request. */
-    if (off == 0 && f->warm_path != NULL)
-        mounthelper_submit(fs->mh, 'R', f->warm_path);
+    if (f->warm_path != NULL) {
+        if (off == 0) { /* a WAL restart, or a new -wal: another handle may have cut it */
+            mounthelper_submit(fs->mh, 'R', f->warm_path);
+            f->wal_ahead = 0;
+            f->wal_sqlite = fs_is_wal_header(buf, (size_t)n);
+        }
+        if (f->wal_sqlite)
+            fs_wal_grow(fs, f, ino, (uint64_t)off + (uint64_t)n);
+    }
 }
 
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
