@@ -478,12 +478,14 @@ static size_t fs_unchanged_prefix(int fd, const char *buf, size_t size, off_t of
  * the backing file): the kernel takes a store's end as the new size, while it drops a GETATTR
  * reply whenever a WRITE completed meanwhile, which is always the case here. The store locks
  * that one page on the session thread, which must never wait for a page whose lock is held
- * by a task waiting for the session thread: that would be a write into that page in flight,
- * and the page lies at least 1 MiB past the write being served. SQLite has one WAL writer at
- * a time (the WAL write lock), and it is waiting for this reply; readers never create pages
- * past the end. Hence only for a handle that wrote a SQLite WAL header: no other program's
- * writes to a file named *-wal get here. The page is new (past the kernel's old size nothing
- * is cached) and the store does not make it up to date, so the zero is never read as data. */
+ * by a task waiting for the session thread: a write into that page in flight, or a read of
+ * it. The page lies at least 1 MiB past both the write being served and the old end of the
+ * file. Writes: SQLite has one WAL writer at a time (the WAL write lock), and it is waiting
+ * for this reply, hence only for a handle that wrote a SQLite WAL header (no other program's
+ * writes to a file named *-wal get here). Reads: nothing reads past the old end, and
+ * readahead (128 KiB on FUSE unless raised in sysfs) does not reach 1 MiB past a read. The
+ * page is new (past the old end nothing is cached) and the store does not make it up to
+ * date, so the zero is never read as data. */
 static void fs_wal_grow(struct fs *fs, struct fs_file *f, fuse_ino_t ino, uint64_t end)
 {
     static const char zero;
@@ -496,7 +498,8 @@ static void fs_wal_grow(struct fs *fs, struct fs_file *f, fuse_ino_t ino, uint64
         f->wal_ahead = size;
         return;
     }
-    uint64_t want = (end + FS_WAL_AHEAD) & ~(uint64_t)(FS_WAL_AHEAD / 2 - 1);
+    uint64_t base = end > size ? end : size;
+    uint64_t want = (base + FS_WAL_AHEAD) & ~(uint64_t)(FS_WAL_AHEAD / 2 - 1); /* >= base + 1M */
     int rc;
     do {
         rc = ftruncate(f->fd, (off_t)want);
