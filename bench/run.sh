@@ -335,7 +335,7 @@ if ! skip lag; then
             fresh
             mount_fs "$([[ $mode == writeback ]] && echo writeback)"
             n=$((rate * LAG_SECS))
-            j=$("$SB" lag "$MNT/lag.db" "$rate" "$n" "$MNT/lag.db-wal" "$MNT/.bottomless/status") ||
+            j=$("$SB" lag "$MNT/lag.db" "$rate" "$n" "$MNT/.bottomless/status") ||
                 die "lag run failed: $j"
             unmount
             bound=$((BATCH_MS + 250))

@@ -9,9 +9,9 @@
  *                                         TRUNCATE checkpoint -> {"mb_per_s":...}
  *   sqlbench mixed DB SECS ROWS           one process updating random rows while this one reads:
  *                                         forks the writer -> {"q_per_s":..., "writer_tx_per_s":...}
- *   sqlbench lag DB RATE N WALPATH STATUS commits N single-row transactions at RATE tx/s; after
- *                                         each commit notes the -wal frame count (WALPATH: the
- *                                         -wal as the app sees it, read with stat) and a poller
+ *   sqlbench lag DB RATE N STATUS         commits N single-row transactions at RATE tx/s; after
+ *                                         each commit notes the WAL's frame count (SQLite's WAL
+ *                                         hook: the -wal's size overstates it) and a poller
  *                                         thread reads STATUS (the mount's status JSON) every 2 ms
  *                                         to see when the frame is uploaded
  *                                         -> {"p50_ms","p99_ms","max_ms","puts_per_s"}
@@ -291,13 +291,24 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static int mode_lag(const char *path, double rate, long n, const char *wal_path,
-                    const char *status_path)
+/* SQLite's count of frames in the WAL after each commit (the -wal's size does not say: the
+ * daemon keeps a growing -wal extended past its frames). */
+static int lag_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    (void)db;
+    (void)name;
+    *(long *)arg = frames;
+    return SQLITE_OK;
+}
+
+static int mode_lag(const char *path, double rate, long n, const char *status_path)
 {
     sqlite3 *db = open_db(path, "NORMAL");
     sqlite3_stmt *st;
     unsigned char blob[100];
     exec(db, "PRAGMA wal_autocheckpoint=0");
+    long wal_frames = 0;
+    sqlite3_wal_hook(db, lag_wal_hook, &wal_frames); /* replaces the (off) auto-checkpoint */
     exec(db, "CREATE TABLE IF NOT EXISTS t(id INTEGER PRIMARY KEY, v BLOB)");
     if (sqlite3_prepare_v2(db, "INSERT INTO t(v) VALUES (?)", -1, &st, NULL) != SQLITE_OK)
         die("prepare", db);
@@ -329,12 +340,7 @@ static int mode_lag(const char *path, double rate, long n, const char *wal_path,
             die("insert", db);
         sqlite3_reset(st);
         commit_at[i] = now_s();
-        struct stat sb;
-        if (stat(wal_path, &sb) != 0) {
-            fprintf(stderr, "sqlbench: stat %s: %s\n", wal_path, strerror(errno));
-            return 1;
-        }
-        frame_of[i] = (long)((sb.st_size - 32) / (4096 + 24));
+        frame_of[i] = wal_frames;
         if (frame_of[i] > max_frame)
             frame_of[i] = max_frame;
     }
@@ -386,8 +392,8 @@ int main(int argc, char **argv)
         return mode_bulk(argv[2], atol(argv[3]));
     if (argc >= 5 && strcmp(argv[1], "mixed") == 0)
         return mode_mixed(argv[2], atof(argv[3]), atol(argv[4]));
-    if (argc >= 7 && strcmp(argv[1], "lag") == 0)
-        return mode_lag(argv[2], atof(argv[3]), atol(argv[4]), argv[5], argv[6]);
+    if (argc >= 6 && strcmp(argv[1], "lag") == 0)
+        return mode_lag(argv[2], atof(argv[3]), atol(argv[4]), argv[5]);
     fprintf(stderr, "usage: sqlbench insert|load|reads|bulk|mixed|lag ... (see bench/sqlbench.c)\n");
     return 2;
 }
