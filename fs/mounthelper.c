@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 
 #define MH_LINE_MAX 4096 /* < PIPE_BUF: one write(2) is atomic */
 #define MH_CHUNK (128u << 10)
+#define MH_PENDING_MAX 16 /* distinct jobs taken in before the child runs them */
 
 struct mounthelper {
     pid_t pid;
@@ -57,6 +60,9 @@ static void mh_job(char kind, const char *full, uint64_t from, uint64_t to, char
                             SYNC_FILE_RANGE_WAIT_AFTER);
     } else {
         for (off_t off = (off_t)from; off < (off_t)to; off += MH_CHUNK) {
+            struct statx sx; /* only the link count: cached, no GETATTR while the app writes */
+            if (statx(fd, "", AT_EMPTY_PATH, STATX_NLINK, &sx) != 0 || sx.stx_nlink == 0)
+                break; /* the app closed the database (SQLite deleted the -wal): let go now */
             ssize_t got = pread(fd, data, MH_CHUNK, off);
             if (got < (ssize_t)MH_CHUNK && !(got < 0 && errno == EINTR))
                 break;
@@ -65,10 +71,40 @@ static void mh_job(char kind, const char *full, uint64_t from, uint64_t to, char
     close(fd);
 }
 
+/* Jobs waiting to run, one per kind and path: a burst of writes queues many jobs for the same
+ * -wal (one per MiB it grows), and by the time the child gets to them only the newest is worth
+ * running. Running stale ones kept the -wal open through the mount long after the app was
+ * done, and fusermount3 -u failed with EBUSY meanwhile. */
+struct mh_pending {
+    char kind;
+    uint64_t from, to;
+    char path[MH_LINE_MAX];
+};
+
+static void mh_enqueue(struct mh_pending *q, size_t *n, char kind, uint64_t from, uint64_t to,
+                       const char *path, size_t len)
+{
+    size_t i = 0;
+    while (i < *n && !(q[i].kind == kind && strlen(q[i].path) == len &&
+                       memcmp(q[i].path, path, len) == 0))
+        i++;
+    if (i == *n) {
+        if (*n == MH_PENDING_MAX)
+            return; /* every job is an optimisation or repeats: dropping one is safe */
+        (*n)++;
+        memcpy(q[i].path, path, len);
+        q[i].path[len] = '\0';
+        q[i].kind = kind;
+    }
+    q[i].from = from;
+    q[i].to = to;
+}
+
 static void mh_child(int rfd, pid_t parent, const char *mountpoint, char *data)
 {
     char line[MH_LINE_MAX + 1], full[MH_LINE_MAX + 512];
-    size_t fill = 0, mlen = strlen(mountpoint);
+    struct mh_pending q[MH_PENDING_MAX];
+    size_t fill = 0, mlen = strlen(mountpoint), nq = 0;
     bool skipping = false;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -101,11 +137,8 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, char *data)
                 uint64_t from = 0, to = MOUNTHELPER_READ_MAX;
                 bool ok = kind != 'G' || (mh_parse_hex(&arg, end, &from) &&
                                           mh_parse_hex(&arg, end, &to) && arg < end);
-                if (ok) {
-                    memcpy(full + mlen + 1, arg, (size_t)(end - arg));
-                    full[mlen + 1 + (size_t)(end - arg)] = '\0';
-                    mh_job(kind, full, from, to, data);
-                }
+                if (ok)
+                    mh_enqueue(q, &nq, kind, from, to, arg, (size_t)(end - arg));
             }
             skipping = false;
             start += len + 1;
@@ -116,6 +149,15 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, char *data)
             fill = 0;
             skipping = true;
         }
+        struct pollfd more = {.fd = rfd, .events = POLLIN};
+        if (poll(&more, 1, 0) > 0)
+            continue; /* take in everything queued before running any of it */
+        for (size_t i = 0; i < nq; i++) {
+            size_t plen = strlen(q[i].path);
+            memcpy(full + mlen + 1, q[i].path, plen + 1);
+            mh_job(q[i].kind, full, q[i].from, q[i].to, data);
+        }
+        nq = 0;
     }
 }
 

@@ -11,6 +11,8 @@
  *          the kernel's cache pages of a -wal up to date); 'G' (mounthelper_submit_range):
  *          read [from, to) (the range by which the daemon just extended a -wal); 'S' path:
  *          sync_file_range(WRITE|WAIT) (fs/flusher.c). Paths are relative to the mount root.
+ *          Queued jobs of one kind and path collapse into the newest; a read stops once the
+ *          file is deleted, so the child does not hold a -wal open after the app is done.
  * Owns:    the child and the write end of its pipe.
  * Threads: mounthelper_submit is safe from any thread and never blocks: a job is one atomic
  *          write(2) to a non-blocking pipe, dropped when the pipe is full (every job is an
