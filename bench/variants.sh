@@ -3,6 +3,8 @@
 # depends most on the FUSE request path), interleaved with native runs, with replication on.
 # Each OPTS is a comma-separated -o list ("" = the defaults), e.g.
 #   bash bench/variants.sh "" "xattr" "spin_us=30" "spin_us=100"
+# An OPTS of the form "@DIR opts" runs DIR/bottomlessfs instead (A/B of two builds, e.g. a
+# worktree of the previous commit): bash bench/variants.sh "@/tmp/base/build writeback" "writeback"
 # Prints per variant: median tx/s, median of the per-round mount/native ratios, min-max of the
 # ratios, FUSE requests per transaction (WRITE/GETXATTR), and the loop's spin hits per tx.
 # Environment: BFS_BIN, BENCH_DIR, BENCH_PORT (default 18590), VAR_ROUNDS (default 5),
@@ -58,6 +60,14 @@ mkdir -p "$DIR/bin/bench" "$DIR/bin/tools"
 cp "$BIN/bottomlessfs" "$DIR/bin/"
 cp "$SB" "$DIR/bin/bench/"
 cp "$BIN/tools/s3check" "$DIR/bin/tools/"
+for v in "$@"; do
+    if [[ $v == @* ]]; then
+        alt=${v%% *}
+        alt=${alt#@}
+        mkdir -p "$DIR/bin/alt-$(echo "$alt" | md5sum | cut -c1-8)"
+        cp "$alt/bottomlessfs" "$DIR/bin/alt-$(echo "$alt" | md5sum | cut -c1-8)/"
+    fi
+done
 BIN=$DIR/bin SB=$DIR/bin/bench/sqlbench
 mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u -z "$MNT"
 bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1 || true
@@ -76,9 +86,16 @@ for ((r = 0; r < ROUNDS; r++)); do
             continue
         fi
         opts=${!v}
+        daemon=$BIN/bottomlessfs
+        if [[ $opts == @* ]]; then
+            alt=${opts%% *}
+            alt=${alt#@}
+            daemon=$BIN/alt-$(echo "$alt" | md5sum | cut -c1-8)/bottomlessfs
+            [[ $opts == *" "* ]] && opts=${opts#* } || opts=
+        fi
         NB=$((NB + 1))
         "$BIN/tools/s3check" --bucket "var-$$-$NB" mkbucket >/dev/null
-        "$BIN/bottomlessfs" -f -o "bucket=var-$$-$NB${opts:+,$opts}" "$BACKING" "$MNT" 2>>"$DIR/daemon.log" &
+        "$daemon" -f -o "bucket=var-$$-$NB${opts:+,$opts}" "$BACKING" "$MNT" 2>>"$DIR/daemon.log" &
         DAEMON_PID=$!
         wait_for 20 mountpoint -q "$MNT"
         s0=$(cat "$MNT/.bottomless/stats")

@@ -32,6 +32,7 @@ struct raw_opts {
     char *durable_timeout;
     char *snapshot_max_gens;
     char *snapshot_wal_pct;
+    char *snapshot_wal_min;
     char *list_ttl;
     char *log_level;
     char *workers;
@@ -72,6 +73,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     RAWS("durable_timeout=%s", durable_timeout),
     RAWS("snapshot_max_gens=%s", snapshot_max_gens),
     RAWS("snapshot_wal_pct=%s", snapshot_wal_pct),
+    RAWS("snapshot_wal_min=%s", snapshot_wal_min),
     RAWS("list_ttl=%s", list_ttl),
     RAWS("log_level=%s", log_level),
     RAWS("workers=%s", workers),
@@ -198,6 +200,7 @@ void fs_config_usage(const char *prog)
         "  -o snapshot_max_gens=N new snapshot after N generations without one (default %u)\n"
         "  -o snapshot_wal_pct=P  ...or when WAL shipped since the last snapshot exceeds P%% of\n"
         "                         the database size (default %u)\n"
+        "  -o snapshot_wal_min=MIB  ...and MIB MiB (default %u; 0: no floor)\n"
         "  -o list_ttl=SECS       cache of the bucket listing for lazy restore (default %u)\n"
         "  -o ca_file=PATH        CA bundle for an https endpoint\n"
         "  -o insecure_tls        do not verify the endpoint's TLS certificate\n"
@@ -219,7 +222,7 @@ void fs_config_usage(const char *prog)
         prog, FS_DEFAULT_WORKERS, FS_DEFAULT_SPIN_US, CPULAT_DEFAULT_MIN_RATE,
         FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000, FS_DEFAULT_WRITEBACK_MS,
         FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
-        FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_LIST_TTL_MS / 1000);
+        FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB, FS_DEFAULT_LIST_TTL_MS / 1000);
 }
 
 /* "-o" value, else the first set environment variable, else NULL. */
@@ -323,6 +326,7 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
     cfg->durable_timeout_ms = FS_DEFAULT_DURABLE_TIMEOUT_MS;
     cfg->snapshot_max_gens = FS_DEFAULT_SNAPSHOT_MAX_GENS;
     cfg->snapshot_wal_pct = FS_DEFAULT_SNAPSHOT_WAL_PCT;
+    cfg->snapshot_wal_min_mib = FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB;
     cfg->list_ttl_ms = FS_DEFAULT_LIST_TTL_MS;
 
     uint32_t spin = FS_DEFAULT_SPIN_US;
@@ -352,6 +356,9 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
                         err);
     rc = rc ? rc
             : parse_u32("snapshot_wal_pct", r->snapshot_wal_pct, 1, &cfg->snapshot_wal_pct, err);
+    rc = rc ? rc
+            : parse_u32("snapshot_wal_min", r->snapshot_wal_min, 0, &cfg->snapshot_wal_min_mib,
+                        err);
     rc = rc ? rc : parse_secs("list_ttl", r->list_ttl, &cfg->list_ttl_ms, err);
     if (rc != 0)
         return rc;
@@ -470,7 +477,7 @@ out:
     char **strs[] = {&r.endpoint,         &r.bucket,           &r.region,        &r.ca_file,
                      &r.compression,      &r.batch_interval,   &r.batch_max_frames,
                      &r.writeback_ms,     &r.flush_timeout,    &r.durable_timeout,
-                     &r.snapshot_max_gens, &r.snapshot_wal_pct, &r.list_ttl,      &r.log_level,
+                     &r.snapshot_max_gens, &r.snapshot_wal_pct, &r.snapshot_wal_min, &r.list_ttl, &r.log_level,
                      &r.workers,          &r.spin_us};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);

@@ -19,6 +19,7 @@
 #define FS_DEFAULT_DURABLE_TIMEOUT_MS 30000u
 #define FS_DEFAULT_SNAPSHOT_MAX_GENS 20u
 #define FS_DEFAULT_SNAPSHOT_WAL_PCT 100u
+#define FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB 64u
 #define FS_DEFAULT_LIST_TTL_MS 10000u
 #define FS_DEFAULT_WORKERS 4u
 #define FS_DEFAULT_SPIN_US 0u
@@ -61,6 +62,7 @@ struct fs_config {
     uint32_t flush_timeout_ms;    /* -o flush_timeout=SECS: bounded flush at unmount */
     uint32_t snapshot_max_gens;   /* -o snapshot_max_gens=N: snapshot after N generations */
     uint32_t snapshot_wal_pct;    /* -o snapshot_wal_pct=P: ...or WAL shipped > P% of db size */
+    uint32_t snapshot_wal_min_mib; /* -o snapshot_wal_min=MIB: ...and > MIB */
     uint32_t list_ttl_ms;         /* -o list_ttl=SECS: bucket listing cache for lazy restore */
 
     /* FUSE options passed through to libfuse (fsname, subtype, default_permissions, ...). */

@@ -998,6 +998,7 @@ static int mount_start(struct replica *r, const struct fs_hook_env *env, struct 
     rc_conf.durable_timeout_ms = cfg->durable_timeout_ms;
     rc_conf.snapshot_max_gens = cfg->snapshot_max_gens;
     rc_conf.snapshot_wal_pct = cfg->snapshot_wal_pct;
+    rc_conf.snapshot_wal_min_mib = cfg->snapshot_wal_min_mib;
     r->repl = repl_new(&rc_conf, r->s3, err);
     if (r->repl == NULL)
         return err != NULL && err->code ? err->code : ENOMEM;

@@ -422,9 +422,14 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     struct gen_id parent = db->has_parent_hint ? db->parent_hint : db->gen;
     uint32_t max_gens = db->r->conf.snapshot_max_gens;
     uint64_t pct = db->r->conf.snapshot_wal_pct;
+    /* The floor keeps a small database under heavy writes (a WAL restart, so a generation,
+     * per checkpoint: ~20 a second for single-row inserts) from compressing and uploading a
+     * snapshot per generation; restoring it replays at most that much WAL. */
+    uint64_t floor = (uint64_t)db->r->conf.snapshot_wal_min_mib << 20;
+    uint64_t since = db->st.wal_bytes_since_snap;
     bool essential = !has_parent || db->need_base || db->chain_broken;
     bool want_snap = essential || db->force_snapshot || db->st.chain_since_snap + 1 >= max_gens ||
-                     db->st.wal_bytes_since_snap * 100 > db->st.snap_db_size * pct;
+                     (since * 100 > db->st.snap_db_size * pct && since > floor);
     pthread_mutex_unlock(&db->mu);
 
     struct item *idep = NULL, *imeta = item_new(ITEM_META, &g);
@@ -877,6 +882,7 @@ void repl_conf_init(struct repl_conf *c)
     c->durable_timeout_ms = REPL_DEFAULT_DURABLE_TIMEOUT_MS;
     c->snapshot_max_gens = REPL_DEFAULT_SNAPSHOT_MAX_GENS;
     c->snapshot_wal_pct = REPL_DEFAULT_SNAPSHOT_WAL_PCT;
+    c->snapshot_wal_min_mib = REPL_DEFAULT_SNAPSHOT_WAL_MIN_MIB;
     c->n_uploaders = REPL_DEFAULT_UPLOADERS;
     c->lease_ttl_ms = REPL_DEFAULT_LEASE_TTL_MS;
 }

@@ -16,8 +16,9 @@
  *          .meta / .dep go before the first batch of a generation.
  *          A new generation starts when the WAL restarts (new header) or is truncated; its
  *          .dep names the previous one. Snapshots (db.<ext> + .changecounter) are taken for the
- *          first generation and when the WAL shipped since the last snapshot exceeds
- *          snapshot_wal_pct % of the db size or the chain reaches snapshot_max_gens; a
+ *          first generation and when the WAL shipped since the last snapshot exceeds both
+ *          snapshot_wal_pct % of the db size and snapshot_wal_min_mib, or the chain reaches
+ *          snapshot_max_gens; a
  *          snapshot thread reads the db file in the background while repl_db_before_write
  *          saves the old contents of pages it has not read yet (copy-on-write into staging), so
  *          the snapshot is the exact db state at the start of its generation.
@@ -60,6 +61,7 @@
 #define REPL_DEFAULT_BATCH_MAX_FRAMES 10000u
 #define REPL_DEFAULT_SNAPSHOT_MAX_GENS 20u
 #define REPL_DEFAULT_SNAPSHOT_WAL_PCT 100u
+#define REPL_DEFAULT_SNAPSHOT_WAL_MIN_MIB 64u
 #define REPL_DEFAULT_DURABLE_TIMEOUT_MS 30000u
 #define REPL_DEFAULT_UPLOADERS 2u
 #define REPL_DEFAULT_LEASE_TTL_MS 30000u
@@ -75,6 +77,7 @@ struct repl_conf {
     uint32_t durable_timeout_ms;  /* ...then EIO */
     uint32_t snapshot_max_gens;   /* snapshot when the chain since the last one reaches this */
     uint32_t snapshot_wal_pct;    /* ...or WAL bytes shipped since it exceed this % of db size */
+    uint32_t snapshot_wal_min_mib; /* ...and this many MiB (0: no floor; see gen_begin) */
     unsigned n_uploaders;         /* upload threads */
     uint32_t lease_ttl_ms;        /* writer lease "<db_name>.lease" (min 3000; renewed every
                                      third of it; see "lease" in replicator.c) */

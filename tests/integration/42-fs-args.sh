@@ -30,7 +30,8 @@ pid_gone() { # exited (a zombie child counts as gone)
 # --- help and version ---------------------------------------------------------------------
 "$BIN" --help >"$TEST_TMP/help" || fail "--help exit status"
 for opt in -f -d endpoint bucket region batch_interval batch_max_frames compression durable \
-    writeback flush_timeout snapshot_max_gens snapshot_wal_pct list_ttl ca_file insecure_tls \
+    writeback flush_timeout snapshot_max_gens snapshot_wal_pct snapshot_wal_min list_ttl ca_file \
+    insecure_tls \
     noreplicate noxattr nocpu_latency spin_us allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT \
     LIBSQL_BOTTOMLESS_BUCKET \
     AWS_REGION LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES \
@@ -55,6 +56,7 @@ expect_fail 'invalid batch_max_frames=0' -o batch_max_frames=0 "$B" "$M"
 expect_fail 'invalid writeback=x' -o writeback=x "$B" "$M"
 expect_fail 'invalid spin_us=99999' -o noreplicate,spin_us=99999 "$B" "$M"
 expect_fail 'invalid log_level=loud' -o noreplicate,log_level=loud "$B" "$M"
+expect_fail 'invalid snapshot_wal_min=lots' -o noreplicate,snapshot_wal_min=lots "$B" "$M"
 # environment values are validated the same way, and -o wins over them
 LIBSQL_BOTTOMLESS_COMPRESSION=bogus expect_fail 'invalid compression=bogus' -o noreplicate "$B" "$M"
 LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES=x expect_fail 'invalid batch_max_frames=x' -o noreplicate "$B" "$M"

@@ -234,6 +234,7 @@ struct fx {
     struct s3_client *s3;
     struct replicator *r;
     sqlite3 *db;
+    uint32_t snapshot_wal_min_mib; /* fx_start's snapshot floor (fx_init: the default) */
 };
 
 static bool have_s3(void)
@@ -245,6 +246,7 @@ static void fx_init(struct fx *f, const char *tag)
 {
     struct err e = {0};
     memset(f, 0, sizeof(*f));
+    f->snapshot_wal_min_mib = REPL_DEFAULT_SNAPSHOT_WAL_MIN_MIB;
     snprintf(f->dir, sizeof(f->dir), "/tmp/bfs-repl-%s-%d-XXXXXX", tag, (int)getpid());
     cr_assert_not_null(mkdtemp(f->dir));
     snprintf(f->staging, sizeof(f->staging), "%s/.bottomless", f->dir);
@@ -300,6 +302,7 @@ static void fx_start(struct fx *f, uint32_t interval_ms, uint32_t max_frames, bo
     rc.batch_max_frames = max_frames;
     rc.durable = durable;
     rc.durable_timeout_ms = 20000;
+    rc.snapshot_wal_min_mib = f->snapshot_wal_min_mib;
     f->r = repl_new(&rc, f->s3, &e);
     cr_assert_not_null(f->r, "%s", e.msg);
     cr_assert_eq(repl_start(f->r, &e), 0, "%s", e.msg);
@@ -574,6 +577,62 @@ Test(replicator, snapshots_are_exact_while_writes_and_checkpoints_continue, .tim
     fx_finish(&f);
 }
 
+/* Generations of a small database under repeated checkpoints: with the default floor only
+ * the first one takes a snapshot (the WAL shipped since stays far below 64 MiB although it is
+ * many times the db size); without a floor the size rule snapshots again. Both restore. */
+static size_t snapshots_with_floor(const char *name, uint32_t floor_mib)
+{
+    struct fx f;
+    struct err e = {0};
+    fx_init(&f, name);
+    struct repl_conf rc;
+    repl_conf_init(&rc);
+    cr_expect_eq(rc.snapshot_wal_min_mib, 64u, "default floor");
+    rc.staging_dir = f.staging;
+    rc.batch_interval_ms = 100;
+    rc.snapshot_max_gens = 1000;
+    rc.snapshot_wal_min_mib = floor_mib;
+    f.r = repl_new(&rc, f.s3, &e);
+    cr_assert_not_null(f.r, "%s", e.msg);
+    cr_assert_eq(repl_start(f.r, &e), 0, "%s", e.msg);
+    g_db = repl_db_open(f.r, "app.db", f.db_path, f.wal_path, &e);
+    cr_assert_not_null(g_db, "%s", e.msg);
+    sqlite3 *db = db_open_shim(f.db_path);
+    sql(db, "PRAGMA wal_autocheckpoint=0");
+    sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    for (int round = 0; round < 6; round++) {
+        /* the same 50 rows rewritten: several times the ~60 KB db in WAL per generation */
+        for (int k = 0; k < 4; k++) {
+            sql(db, "DELETE FROM t");
+            insert_rows(db, 1, 50, 1000);
+        }
+        sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+        cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg); /* snapshots settle */
+    }
+    sql(db, "DELETE FROM t");
+    insert_rows(db, 1, 50, 1000);
+    cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
+    size_t n_gens = 0, n_snaps = 0;
+    check_batches(&f, &n_gens, NULL, &n_snaps);
+    cr_expect_geq(n_gens, 6u, "generations %zu", n_gens);
+    restore_and_compare(&f, 50);
+    sqlite3_close(db);
+    fx_finish(&f);
+    return n_snaps;
+}
+
+Test(replicator, snapshot_floor_spares_small_databases_a_snapshot_per_generation,
+     .timeout = 240)
+{
+    if (!have_s3()) {
+        cr_skip_test("LIBSQL_BOTTOMLESS_ENDPOINT not set");
+    }
+    size_t with_floor = snapshots_with_floor("floor", REPL_DEFAULT_SNAPSHOT_WAL_MIN_MIB);
+    size_t without = snapshots_with_floor("nofloor", 0);
+    cr_expect_eq(with_floor, 1u, "snapshots with the 64 MiB floor: %zu", with_floor);
+    cr_expect_geq(without, 4u, "snapshots without a floor: %zu", without);
+}
+
 Test(replicator, killed_writer_loses_nothing_and_uploads_once, .timeout = 180)
 {
     if (!have_s3()) {
@@ -715,6 +774,7 @@ Test(replicator, interrupted_snapshot_after_restart_restores_exactly, .timeout =
     struct fx f;
     struct err e = {0};
     fx_init(&f, "isnap");
+    f.snapshot_wal_min_mib = 0; /* small WAL amounts trigger snapshots here */
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
@@ -732,6 +792,7 @@ Test(replicator, interrupted_snapshot_after_restart_restores_exactly, .timeout =
         struct repl_conf rc;
         repl_conf_init(&rc);
         rc.staging_dir = f.staging;
+        rc.snapshot_wal_min_mib = 0;
         f.r = repl_new(&rc, f.s3, &e);
         if (!f.r)
             _exit(11);
