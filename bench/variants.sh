@@ -60,12 +60,13 @@ mkdir -p "$DIR/bin/bench" "$DIR/bin/tools"
 cp "$BIN/bottomlessfs" "$DIR/bin/"
 cp "$SB" "$DIR/bin/bench/"
 cp "$BIN/tools/s3check" "$DIR/bin/tools/"
+# "@DIR opts" -> the copy of DIR's daemon under $DIR/bin (one directory per build)
+alt_copy() { local d=${1%% *}; echo "$DIR/bin/alt-$(md5sum <<<"${d#@}" | cut -c1-8)"; }
 for v in "$@"; do
     if [[ $v == @* ]]; then
-        alt=${v%% *}
-        alt=${alt#@}
-        mkdir -p "$DIR/bin/alt-$(echo "$alt" | md5sum | cut -c1-8)"
-        cp "$alt/bottomlessfs" "$DIR/bin/alt-$(echo "$alt" | md5sum | cut -c1-8)/"
+        a=${v%% *}
+        mkdir -p "$(alt_copy "$v")"
+        cp "${a#@}/bottomlessfs" "$(alt_copy "$v")/"
     fi
 done
 BIN=$DIR/bin SB=$DIR/bin/bench/sqlbench
@@ -88,9 +89,7 @@ for ((r = 0; r < ROUNDS; r++)); do
         opts=${!v}
         daemon=$BIN/bottomlessfs
         if [[ $opts == @* ]]; then
-            alt=${opts%% *}
-            alt=${alt#@}
-            daemon=$BIN/alt-$(echo "$alt" | md5sum | cut -c1-8)/bottomlessfs
+            daemon=$(alt_copy "$opts")/bottomlessfs
             [[ $opts == *" "* ]] && opts=${opts#* } || opts=
         fi
         NB=$((NB + 1))

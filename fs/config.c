@@ -222,7 +222,8 @@ void fs_config_usage(const char *prog)
         prog, FS_DEFAULT_WORKERS, FS_DEFAULT_SPIN_US, CPULAT_DEFAULT_MIN_RATE,
         FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000, FS_DEFAULT_WRITEBACK_MS,
         FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
-        FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB, FS_DEFAULT_LIST_TTL_MS / 1000);
+        FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB,
+        FS_DEFAULT_LIST_TTL_MS / 1000);
 }
 
 /* "-o" value, else the first set environment variable, else NULL. */
@@ -474,11 +475,12 @@ out:
     fuse_opt_free_args(&r.pass);
     free(r.positional[0]);
     free(r.positional[1]);
-    char **strs[] = {&r.endpoint,         &r.bucket,           &r.region,        &r.ca_file,
-                     &r.compression,      &r.batch_interval,   &r.batch_max_frames,
-                     &r.writeback_ms,     &r.flush_timeout,    &r.durable_timeout,
-                     &r.snapshot_max_gens, &r.snapshot_wal_pct, &r.snapshot_wal_min, &r.list_ttl, &r.log_level,
-                     &r.workers,          &r.spin_us};
+    char **strs[] = {&r.endpoint,          &r.bucket,           &r.region,
+                     &r.ca_file,           &r.compression,      &r.batch_interval,
+                     &r.batch_max_frames,  &r.writeback_ms,     &r.flush_timeout,
+                     &r.durable_timeout,   &r.snapshot_max_gens, &r.snapshot_wal_pct,
+                     &r.snapshot_wal_min,  &r.list_ttl,         &r.log_level,
+                     &r.workers,           &r.spin_us};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     if (rc != 0)

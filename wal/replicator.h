@@ -18,10 +18,10 @@
  *          .dep names the previous one. Snapshots (db.<ext> + .changecounter) are taken for the
  *          first generation and when the WAL shipped since the last snapshot exceeds both
  *          snapshot_wal_pct % of the db size and snapshot_wal_min_mib, or the chain reaches
- *          snapshot_max_gens; a
- *          snapshot thread reads the db file in the background while repl_db_before_write
- *          saves the old contents of pages it has not read yet (copy-on-write into staging), so
- *          the snapshot is the exact db state at the start of its generation.
+ *          snapshot_max_gens; a snapshot thread reads the db file in the background while
+ *          repl_db_before_write saves the old contents of pages it has not read yet
+ *          (copy-on-write into staging), so the snapshot is the exact db state at the start of
+ *          its generation.
  * Crash:   nothing committed is lost: frames stay in the backing -wal until staged, and
  *          repl_wal_before_write / _before_truncate / repl_wal_unlinked stage them
  *          synchronously before SQLite may overwrite or drop them. State files are written with

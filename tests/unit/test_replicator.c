@@ -292,22 +292,28 @@ static void fx_reopen_s3(struct fx *f)
     cr_assert_not_null(f->s3, "%s", e.msg);
 }
 
-static void fx_start(struct fx *f, uint32_t interval_ms, uint32_t max_frames, bool durable)
+/* Starts the replicator with rc (staging_dir set here) and opens app.db in it. */
+static void fx_start_conf(struct fx *f, struct repl_conf *rc)
 {
     struct err e = {0};
+    rc->staging_dir = f->staging;
+    f->r = repl_new(rc, f->s3, &e);
+    cr_assert_not_null(f->r, "%s", e.msg);
+    cr_assert_eq(repl_start(f->r, &e), 0, "%s", e.msg);
+    g_db = repl_db_open(f->r, "app.db", f->db_path, f->wal_path, &e);
+    cr_assert_not_null(g_db, "%s", e.msg);
+}
+
+static void fx_start(struct fx *f, uint32_t interval_ms, uint32_t max_frames, bool durable)
+{
     struct repl_conf rc;
     repl_conf_init(&rc);
-    rc.staging_dir = f->staging;
     rc.batch_interval_ms = interval_ms;
     rc.batch_max_frames = max_frames;
     rc.durable = durable;
     rc.durable_timeout_ms = 20000;
     rc.snapshot_wal_min_mib = f->snapshot_wal_min_mib;
-    f->r = repl_new(&rc, f->s3, &e);
-    cr_assert_not_null(f->r, "%s", e.msg);
-    cr_assert_eq(repl_start(f->r, &e), 0, "%s", e.msg);
-    g_db = repl_db_open(f->r, "app.db", f->db_path, f->wal_path, &e);
-    cr_assert_not_null(g_db, "%s", e.msg);
+    fx_start_conf(f, &rc);
 }
 
 static void sql(sqlite3 *db, const char *q)
@@ -547,14 +553,9 @@ Test(replicator, snapshots_are_exact_while_writes_and_checkpoints_continue, .tim
     /* snapshot every generation: each restore of a generation starts from its snapshot */
     struct repl_conf rc;
     repl_conf_init(&rc);
-    rc.staging_dir = f.staging;
     rc.batch_interval_ms = 100;
     rc.snapshot_max_gens = 1;
-    f.r = repl_new(&rc, f.s3, &e);
-    cr_assert_not_null(f.r, "%s", e.msg);
-    cr_assert_eq(repl_start(f.r, &e), 0, "%s", e.msg);
-    g_db = repl_db_open(f.r, "app.db", f.db_path, f.wal_path, &e);
-    cr_assert_not_null(g_db, "%s", e.msg);
+    fx_start_conf(&f, &rc);
     sqlite3 *db = db_open_shim(f.db_path);
     sql(db, "PRAGMA wal_autocheckpoint=0");
     sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
@@ -588,15 +589,10 @@ static size_t snapshots_with_floor(const char *name, uint32_t floor_mib)
     struct repl_conf rc;
     repl_conf_init(&rc);
     cr_expect_eq(rc.snapshot_wal_min_mib, 64u, "default floor");
-    rc.staging_dir = f.staging;
     rc.batch_interval_ms = 100;
     rc.snapshot_max_gens = 1000;
     rc.snapshot_wal_min_mib = floor_mib;
-    f.r = repl_new(&rc, f.s3, &e);
-    cr_assert_not_null(f.r, "%s", e.msg);
-    cr_assert_eq(repl_start(f.r, &e), 0, "%s", e.msg);
-    g_db = repl_db_open(f.r, "app.db", f.db_path, f.wal_path, &e);
-    cr_assert_not_null(g_db, "%s", e.msg);
+    fx_start_conf(&f, &rc);
     sqlite3 *db = db_open_shim(f.db_path);
     sql(db, "PRAGMA wal_autocheckpoint=0");
     sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
