@@ -17,10 +17,17 @@
 struct cpulat {
     int fd;
     const uint64_t *requests; /* borrowed */
-    uint32_t min_per_window;  /* requests in one window that take the request */
+    uint32_t min_rate;        /* requests per second that count as busy */
     struct bgthread t;
     uint64_t holds; /* written by the sampler, read with relaxed atomics */
 };
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static bool cpulat_set(struct cpulat *c, int32_t us)
 {
@@ -35,8 +42,9 @@ static void *cpulat_main(void *arg)
 {
     struct cpulat *c = arg;
     uint64_t last = __atomic_load_n(c->requests, __ATOMIC_RELAXED);
+    uint64_t last_ns = mono_ns();
     bool held = false, usable = true;
-    unsigned quiet = 0;
+    unsigned quiet = 0, busy_run = 0;
 
     pthread_mutex_lock(&c->t.mu);
     while (!c->t.stopping && usable) {
@@ -49,10 +57,15 @@ static void *cpulat_main(void *arg)
         }
         if (c->t.stopping)
             break;
-        uint64_t now = __atomic_load_n(c->requests, __ATOMIC_RELAXED);
-        bool busy = now - last >= c->min_per_window;
+        /* the rate over the time that really passed: a sampler that was not scheduled for a
+         * while must not see the requests of many windows as one busy window */
+        uint64_t now = __atomic_load_n(c->requests, __ATOMIC_RELAXED), now_ns = mono_ns();
+        uint64_t elapsed_ns = now_ns > last_ns ? now_ns - last_ns : 1;
+        bool busy = (now - last) * 1000000000u >= (uint64_t)c->min_rate * elapsed_ns;
         last = now;
-        if (busy && !held) {
+        last_ns = now_ns;
+        busy_run = busy ? busy_run + 1 : 0;
+        if (busy_run >= CPULAT_BUSY_WINDOWS && !held) {
             usable = cpulat_set(c, 0);
             held = usable;
             if (held) {
@@ -83,8 +96,7 @@ struct cpulat *cpulat_new(const char *device, const uint64_t *requests, uint32_t
         return NULL;
     }
     c->requests = requests;
-    uint64_t per_window = (uint64_t)min_rate * CPULAT_WINDOW_MS / 1000u;
-    c->min_per_window = per_window != 0 ? (uint32_t)per_window : 1;
+    c->min_rate = min_rate != 0 ? min_rate : 1;
     bgthread_init(&c->t);
     c->fd = open(device, O_WRONLY | O_CLOEXEC);
     if (c->fd < 0) {

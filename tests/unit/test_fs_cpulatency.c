@@ -102,6 +102,25 @@ Test(cpulatency, never_taken_at_a_low_rate)
     unlink(dev_path);
 }
 
+Test(cpulatency, a_single_burst_is_not_load)
+{
+    uint64_t requests = 0;
+    struct err e = {0};
+    make_dev();
+    struct cpulat *c = cpulat_new(dev_path, &requests, 2000, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    /* an app opening a database sends ~100 requests at once; here 300 (3 windows' worth), then
+     * nothing; sampled for 10 windows. The sampler must be running before the burst. */
+    sleep_ms(2 * CPULAT_WINDOW_MS);
+    __atomic_add_fetch(&requests, 300, __ATOMIC_RELAXED);
+    cr_expect_not(drive_until(&requests, 0, 0, mono_ms() + 10 * CPULAT_WINDOW_MS));
+    cr_expect_eq(cpulat_holds(c), 0, "a burst within one window took the request");
+    cpulat_free(c);
+    int32_t v[16];
+    cr_expect_eq(dev_values(v, 16), 1, "only the opening write");
+    unlink(dev_path);
+}
+
 Test(cpulatency, missing_device_is_an_error_naming_it)
 {
     uint64_t requests = 0;
