@@ -44,6 +44,7 @@ struct raw_opts {
     int xattr;
     int nowalcache;
     int nocpu_latency;
+    int gen_per_checkpoint;
     int cpu_latency;
     int writeback;
     int allow_other;
@@ -85,6 +86,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     RAW("xattr", xattr),
     RAW("nowalcache", nowalcache),
     RAW("nocpu_latency", nocpu_latency),
+    RAW("generation_per_checkpoint", gen_per_checkpoint),
     RAW("cpu_latency", cpu_latency),
     RAW("writeback", writeback),
     FUSE_OPT_KEY("allow_other", KEY_ALLOW_OTHER),
@@ -201,6 +203,9 @@ void fs_config_usage(const char *prog)
         "  -o snapshot_wal_pct=P  ...or when WAL shipped since the last snapshot exceeds P%% of\n"
         "                         the database size (default %u)\n"
         "  -o snapshot_wal_min=MIB  ...and MIB MiB (default %u; 0: no floor)\n"
+        "  -o generation_per_checkpoint  start a generation at every WAL restart, as libSQL\n"
+        "                         does (default: a restart continues the generation until a\n"
+        "                         snapshot is due)\n"
         "  -o list_ttl=SECS       cache of the bucket listing for lazy restore (default %u)\n"
         "  -o ca_file=PATH        CA bundle for an https endpoint\n"
         "  -o insecure_tls        do not verify the endpoint's TLS certificate\n"
@@ -315,6 +320,7 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
     cfg->noreplicate = r->noreplicate;
     cfg->noxattr = r->noxattr ? true : r->xattr ? false : FS_DEFAULT_NOXATTR;
     cfg->nowalcache = r->nowalcache;
+    cfg->gen_per_checkpoint = r->gen_per_checkpoint;
     cfg->cpu_latency = r->nocpu_latency ? false : r->cpu_latency ? true : FS_DEFAULT_CPU_LATENCY;
     cfg->durable = r->durable;
     cfg->insecure_tls = r->insecure_tls;

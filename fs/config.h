@@ -63,6 +63,8 @@ struct fs_config {
     uint32_t snapshot_max_gens;   /* -o snapshot_max_gens=N: snapshot after N generations */
     uint32_t snapshot_wal_pct;    /* -o snapshot_wal_pct=P: ...or WAL shipped > P% of db size */
     uint32_t snapshot_wal_min_mib; /* -o snapshot_wal_min=MIB: ...and > MIB */
+    bool gen_per_checkpoint;      /* -o generation_per_checkpoint: no generation outlives its
+                                     WAL (repl_conf.continue_generations off) */
     uint32_t list_ttl_ms;         /* -o list_ttl=SECS: bucket listing cache for lazy restore */
 
     /* FUSE options passed through to libfuse (fsname, subtype, default_permissions, ...). */

@@ -99,7 +99,11 @@ struct repl_db {
     bool gen_has_dep; /* gen's .dep was written */
     struct gen_id gen;
     char gen_str[GEN_ID_STR_LEN + 1];
-    struct hdrinfo gh;    /* header of gen */
+    struct hdrinfo gh;    /* header of gen's first WAL (its .meta, the salts it ships) */
+    /* A generation outlives WAL restarts (see cycle_continue_locked): frame n of the current
+     * WAL is frame cyc_base + n of gen, whose header is ch. cyc_base 0: ch == gh. */
+    struct hdrinfo ch;
+    uint32_t cyc_base;
     bool has_parent_hint; /* parent of the next generation (else: gen, when has_gen) */
     struct gen_id parent_hint;
     bool force_snapshot;
@@ -399,6 +403,20 @@ static void snap_start(struct repl_db *db, const struct gen_id *g, bool essentia
     }
 }
 
+/* Would a new generation take a snapshot by the policy (force, chain length, WAL shipped since
+ * the last one)? mu held. */
+static bool snap_wanted_locked(const struct repl_db *db)
+{
+    uint32_t max_gens = db->r->conf.snapshot_max_gens;
+    uint64_t pct = db->r->conf.snapshot_wal_pct;
+    /* The floor keeps a small database under heavy writes from compressing and uploading
+     * itself whole again and again; restoring it replays at most that much WAL. */
+    uint64_t floor = (uint64_t)db->r->conf.snapshot_wal_min_mib << 20;
+    uint64_t since = db->st.wal_bytes_since_snap;
+    return db->force_snapshot || db->st.chain_since_snap + 1 >= max_gens ||
+           (since * 100 > db->st.snap_db_size * pct && since > floor);
+}
+
 /* Begins a new generation fed by the WAL whose header is h. mu NOT held. force: snapshot. */
 static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *err)
 {
@@ -420,16 +438,8 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     pthread_mutex_lock(&db->mu);
     bool has_parent = db->has_parent_hint || db->has_gen;
     struct gen_id parent = db->has_parent_hint ? db->parent_hint : db->gen;
-    uint32_t max_gens = db->r->conf.snapshot_max_gens;
-    uint64_t pct = db->r->conf.snapshot_wal_pct;
-    /* The floor keeps a small database under heavy writes (a WAL restart, so a generation,
-     * per checkpoint: ~20 a second for single-row inserts) from compressing and uploading a
-     * snapshot per generation; restoring it replays at most that much WAL. */
-    uint64_t floor = (uint64_t)db->r->conf.snapshot_wal_min_mib << 20;
-    uint64_t since = db->st.wal_bytes_since_snap;
     bool essential = !has_parent || db->need_base || db->chain_broken;
-    bool want_snap = essential || db->force_snapshot || db->st.chain_since_snap + 1 >= max_gens ||
-                     (since * 100 > db->st.snap_db_size * pct && since > floor);
+    bool want_snap = essential || snap_wanted_locked(db);
     pthread_mutex_unlock(&db->mu);
 
     struct item *idep = NULL, *imeta = item_new(ITEM_META, &g);
@@ -460,6 +470,8 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     db->gen = g;
     gen_id_format(&g, db->gen_str);
     db->gh = *h;
+    db->ch = *h;
+    db->cyc_base = 0;
     db->has_parent_hint = false;
     db->gen_has_dep = has_parent;
     db->committed = db->staged = db->uploaded = 0;
@@ -538,6 +550,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     struct gen_id g = db->gen;
     uint32_t ps = db->gh.page_size;
     struct hdrinfo gh = db->gh;
+    uint32_t cyc_base = db->cyc_base;
     int wal_fd = db->wal_fd;
     int64_t commit_ms = db->pending_since_ms;
     bool rechain = db->rechain;
@@ -554,7 +567,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     }
 
     uint64_t ts = (uint64_t)time(NULL);
-    uint64_t off = wal_frame_offset(ps, from);
+    uint64_t off = wal_frame_offset(ps, from - cyc_base); /* from > cyc_base: continue rule */
     uint64_t len = (uint64_t)(to - from + 1) * wal_frame_size(ps);
     seg_name(from, to, ts, name, sizeof(name));
     if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
@@ -754,6 +767,28 @@ static void gen_close_locked(struct repl_db *db)
     }
 }
 
+/* SQLite restarted the WAL (new salts, frames from 1 again): can the open generation go on
+ * with the new WAL's frames, numbered after its last one and rechained onto its checksum chain
+ * (stage_batch)? A bottomless restore verifies only the chain from .meta and replays such a
+ * generation like any other. Under heavy writes a WAL restarts at every checkpoint (~20 a
+ * second for single-row inserts): a generation each cost a .meta, a .dep, a directory and
+ * their fsyncs on the app's write path, and three PUTs. It goes on unless the snapshot policy
+ * wants a snapshot now (snapshots are taken at a generation's start), the old WAL's frames are
+ * not all staged (the chain is only known up to there), or the format changed. mu held. */
+static bool cycle_continue_locked(struct repl_db *db, const struct hdrinfo *h)
+{
+    if (!db->r->conf.continue_generations || db->committed != db->staged ||
+        !db->staged_ck_ok || db->chain_broken || db->need_base ||
+        h->page_size != db->gh.page_size || h->big_endian != db->gh.big_endian ||
+        db->committed > UINT32_MAX / 2 || snap_wanted_locked(db))
+        return false;
+    db->cyc_base = db->committed;
+    db->ch = *h;
+    db->rechain = true;
+    db->n_cuts = 0;
+    return true;
+}
+
 static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err)
 {
     struct repl_db *db = arg;
@@ -762,7 +797,7 @@ static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err
     pthread_mutex_lock(&db->mu);
     db->journal_wal = true;
     db->journal_known = true;
-    if (db->gen_open && !hdr_matches(&hi, &db->gh)) {
+    if (db->gen_open && !hdr_matches(&hi, &db->ch) && !cycle_continue_locked(db, &hi)) {
         /* The old WAL is gone: its generation is complete (the gate staged it). */
         gen_close_locked(db);
     }
@@ -817,16 +852,20 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
     bool signal = false;
     pthread_mutex_lock(&db->mu);
     db->last_commit_ms = t;
+    /* the generation's frame numbers (cyc_base: earlier WALs of the generation) */
+    uint32_t first = c->first + db->cyc_base, last = c->last + db->cyc_base;
     if (c->rechained && !db->rechain) {
         db->rechain = true;
         LOG_WARN("replicator: SQLite left a commit with a broken checksum chain (savepoint "
                  "rollback bug) db=%s frames=%" PRIu32 "-%" PRIu32 ": shipping rechained frames",
-                 db->name, c->first, c->last);
+                 db->name, first, last);
     }
-    if (c->last <= db->staged) { /* resumed: already staged in a previous run */
-        if (c->last > db->committed)
-            db->committed = c->last;
-        if (c->last == db->staged && !db->staged_ck_ok) {
+    /* (the stored checksums are the shipped chain only in a generation's first WAL; in a
+     * later one staged_ck_ok is always true, see cycle_continue_locked) */
+    if (last <= db->staged) { /* resumed: already staged in a previous run */
+        if (last > db->committed)
+            db->committed = last;
+        if (last == db->staged && !db->staged_ck_ok && db->cyc_base == 0) {
             db->staged_ck[0] = c->cksum1;
             db->staged_ck[1] = c->cksum2;
             db->staged_ck_ok = true;
@@ -834,23 +873,23 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
         pthread_mutex_unlock(&db->mu);
         return 0;
     }
-    if (!db->staged_ck_ok && c->first == db->staged + 1) {
+    if (!db->staged_ck_ok && db->cyc_base == 0 && first == db->staged + 1) {
         db->staged_ck[0] = c->prev1;
         db->staged_ck[1] = c->prev2;
         db->staged_ck_ok = true;
     }
     uint32_t max = db->r->conf.batch_max_frames ? db->r->conf.batch_max_frames : 1;
     uint32_t base = db->n_cuts ? db->cuts[db->n_cuts - 1] : db->staged;
-    if (c->last - base >= max) {
-        if (db->committed > base && c->last - base > max)
+    if (last - base >= max) {
+        if (db->committed > base && last - base > max)
             push_cut(db, db->committed);
         base = db->n_cuts ? db->cuts[db->n_cuts - 1] : db->staged;
-        if (c->last - base >= max)
-            push_cut(db, c->last);
+        if (last - base >= max)
+            push_cut(db, last);
         signal = true;
     }
-    db->lsn_committed += c->last - (c->first > db->committed ? c->first : db->committed + 1) + 1;
-    db->committed = c->last;
+    db->lsn_committed += last - (first > db->committed ? first : db->committed + 1) + 1;
+    db->committed = last;
     if (db->pending_since_ms == 0) {
         db->pending_since_ms = t;
         signal = true;
@@ -883,6 +922,7 @@ void repl_conf_init(struct repl_conf *c)
     c->snapshot_max_gens = REPL_DEFAULT_SNAPSHOT_MAX_GENS;
     c->snapshot_wal_pct = REPL_DEFAULT_SNAPSHOT_WAL_PCT;
     c->snapshot_wal_min_mib = REPL_DEFAULT_SNAPSHOT_WAL_MIN_MIB;
+    c->continue_generations = true;
     c->n_uploaders = REPL_DEFAULT_UPLOADERS;
     c->lease_ttl_ms = REPL_DEFAULT_LEASE_TTL_MS;
 }
@@ -1313,6 +1353,8 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
         db->gen = st.gen;
         gen_id_format(&st.gen, db->gen_str);
         db->gh = sh;
+        db->ch = sh; /* a generation resumes only in its first WAL (state holds its header) */
+        db->cyc_base = 0;
         db->uploaded = st.uploaded;
         db->staged = max_seg > st.uploaded ? max_seg : st.uploaded;
         db->committed = db->staged;
@@ -1415,7 +1457,7 @@ static bool gate_needed(struct repl_db *db, uint64_t off)
 {
     pthread_mutex_lock(&db->mu);
     bool need = db->gen_open && db->committed > db->staged &&
-                off < wal_frame_offset(db->gh.page_size, db->committed + 1);
+                off < wal_frame_offset(db->gh.page_size, db->committed - db->cyc_base + 1);
     pthread_mutex_unlock(&db->mu);
     return need;
 }
@@ -1606,6 +1648,7 @@ static void db_retire(struct repl_db *db, bool tomb)
     db->has_parent_hint = false;
     db->snap_running = db->snap_upload = false;
     db->committed = db->staged = db->uploaded = 0;
+    db->cyc_base = 0;
     db->n_cuts = 0;
     db->staged_bytes = 0;
     db->lsn_uploaded = db->lsn_staged = db->lsn_committed;
@@ -2193,8 +2236,8 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     struct gen_id cur = db->gen;
     bool own_snap = open_gen && !db->gen_has_dep && gen_id_eq(&db->snap_gen, &cur) &&
                     (db->snap_running || db->snap_upload);
-    struct hdrinfo h = db->gh;
-    uint32_t committed = db->committed;
+    struct hdrinfo h = db->ch;                     /* the current WAL's header */
+    uint32_t committed = db->committed - db->cyc_base; /* its committed frames */
     pthread_mutex_unlock(&db->mu);
     if (open_gen && own_snap && !it->has_expect) {
         char path[REPL_PATH_MAX];

@@ -14,8 +14,10 @@
  *          "<first>-<last>-<ts>.<ext>", in order per database, retrying with backoff forever
  *          while running -> the persisted "uploaded up to" watermark advances contiguously.
  *          .meta / .dep go before the first batch of a generation.
- *          A new generation starts when the WAL restarts (new header) or is truncated; its
- *          .dep names the previous one. Snapshots (db.<ext> + .changecounter) are taken for the
+ *          A WAL restart (new header, frames from 1 again) continues the generation: its
+ *          frames are numbered on and rechained onto the generation's checksum chain, unless
+ *          continue_generations is off or a snapshot is due. A truncation, a deleted -wal or
+ *          a due snapshot ends it; the next commit begins one whose .dep names it. Snapshots (db.<ext> + .changecounter) are taken for the
  *          first generation and when the WAL shipped since the last snapshot exceeds both
  *          snapshot_wal_pct % of the db size and snapshot_wal_min_mib, or the chain reaches
  *          snapshot_max_gens; a snapshot thread reads the db file in the background while
@@ -78,6 +80,8 @@ struct repl_conf {
     uint32_t snapshot_max_gens;   /* snapshot when the chain since the last one reaches this */
     uint32_t snapshot_wal_pct;    /* ...or WAL bytes shipped since it exceed this % of db size */
     uint32_t snapshot_wal_min_mib; /* ...and this many MiB (0: no floor; see gen_begin) */
+    bool continue_generations;    /* a WAL restart continues the open generation unless the
+                                     snapshot policy wants a snapshot (default true) */
     unsigned n_uploaders;         /* upload threads */
     uint32_t lease_ttl_ms;        /* writer lease "<db_name>.lease" (min 3000; renewed every
                                      third of it; see "lease" in replicator.c) */

@@ -31,7 +31,7 @@ pid_gone() { # exited (a zombie child counts as gone)
 "$BIN" --help >"$TEST_TMP/help" || fail "--help exit status"
 for opt in -f -d endpoint bucket region batch_interval batch_max_frames compression durable \
     writeback flush_timeout snapshot_max_gens snapshot_wal_pct snapshot_wal_min list_ttl ca_file \
-    insecure_tls \
+    insecure_tls generation_per_checkpoint \
     noreplicate noxattr nocpu_latency spin_us allow_other log_level LIBSQL_BOTTOMLESS_ENDPOINT \
     LIBSQL_BOTTOMLESS_BUCKET \
     AWS_REGION LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES \

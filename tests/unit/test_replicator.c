@@ -629,6 +629,60 @@ Test(replicator, snapshot_floor_spares_small_databases_a_snapshot_per_generation
     cr_expect_geq(without, 4u, "snapshots without a floor: %zu", without);
 }
 
+/* WAL restarts (automatic PASSIVE checkpoints every 20 pages, and RESTART ones) under many
+ * small transactions; returns the generations in the bucket, after checking that the batches
+ * are contiguous and that the restore (checksum chain verified) is exact. */
+static size_t generations_over_restarts(const char *name, bool cont, uint32_t floor_mib,
+                                        size_t *n_snaps)
+{
+    struct fx f;
+    struct err e = {0};
+    fx_init(&f, name);
+    struct repl_conf rc;
+    repl_conf_init(&rc);
+    cr_expect(rc.continue_generations, "continuing is the default");
+    rc.batch_interval_ms = 50;
+    rc.continue_generations = cont;
+    rc.snapshot_wal_min_mib = floor_mib;
+    fx_start_conf(&f, &rc);
+    sqlite3 *db = db_open_shim(f.db_path);
+    sql(db, "PRAGMA wal_autocheckpoint=20");
+    sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    for (int round = 0; round < 8; round++) {
+        insert_rows(db, 1 + round * 60, 60, 700);
+        sql(db, round % 3 == 1 ? "PRAGMA wal_checkpoint(RESTART)" : "UPDATE t SET v = v");
+    }
+    cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
+    size_t n_gens = 0;
+    check_batches(&f, &n_gens, NULL, n_snaps);
+    restore_and_compare(&f, 8 * 60);
+    sqlite3_close(db);
+    fx_finish(&f);
+    return n_gens;
+}
+
+Test(replicator, wal_restarts_continue_the_generation_unless_a_snapshot_is_due,
+     .timeout = 240)
+{
+    if (!have_s3()) {
+        cr_skip_test("LIBSQL_BOTTOMLESS_ENDPOINT not set");
+    }
+    size_t snaps = 0;
+    size_t cont = generations_over_restarts("cont", true, REPL_DEFAULT_SNAPSHOT_WAL_MIN_MIB,
+                                            &snaps);
+    cr_expect_eq(cont, 1u, "generations over WAL restarts: %zu", cont);
+    cr_expect_eq(snaps, 1u, "snapshots %zu", snaps);
+    size_t each = generations_over_restarts("each", false, REPL_DEFAULT_SNAPSHOT_WAL_MIN_MIB,
+                                            &snaps);
+    cr_expect_geq(each, 8u, "generations, one per WAL: %zu", each);
+    /* no floor: the WAL shipped soon exceeds the db size, and the size rule ends the
+     * generation at a restart so that the next one starts from a snapshot */
+    size_t sized = generations_over_restarts("sized", true, 0, &snaps);
+    cr_expect_geq(sized, 2u, "generations with the size rule: %zu", sized);
+    cr_expect_lt(sized, each, "generations with the size rule: %zu", sized);
+    cr_expect_eq(snaps, sized, "each generation of the size rule has its snapshot: %zu", snaps);
+}
+
 Test(replicator, killed_writer_loses_nothing_and_uploads_once, .timeout = 180)
 {
     if (!have_s3()) {
