@@ -14,9 +14,9 @@
  * Every pending object is a file, so a restart rebuilds the upload queue from the directory
  * (oldest generation first; .dep, .meta, then batches by first frame).
  *
- * Threads: stager (cuts batches when due, copies frames ahead, persists state), uploaders (n_uploaders; one item
- *   of one database at a time, in queue order per database), snapshotter (reads, compresses and
- *   uploads snapshots). Hooks run on the caller's thread.
+ * Threads: stager (cuts batches when due, copies frames ahead, persists state), uploaders
+ *   (n_uploaders; one item of one database at a time, in queue order per database),
+ *   snapshotter (reads, compresses and uploads snapshots). Hooks run on the caller's thread.
  * Locks:   r->mu (db list, scheduling flags) -> db->stage_mu (copying frames out of the -wal,
  *   replacing wal_fd) -> db->gen_mu (the -wal decoder, which begins generations on the hot
  *   path, against the bucket check, which restarts them) -> db->snap_mu (running snapshot

@@ -17,13 +17,13 @@
  *          A WAL restart (new header, frames from 1 again) continues the generation: its
  *          frames are numbered on and rechained onto the generation's checksum chain, unless
  *          continue_generations is off or a snapshot is due. A truncation, a deleted -wal or
- *          a due snapshot ends it; the next commit begins one whose .dep names it. Snapshots (db.<ext> + .changecounter) are taken for the
- *          first generation and when the WAL shipped since the last snapshot exceeds both
- *          snapshot_wal_pct % of the db size and snapshot_wal_min_mib, or the chain reaches
- *          snapshot_max_gens; a snapshot thread reads the db file in the background while
- *          repl_db_before_write saves the old contents of pages it has not read yet
- *          (copy-on-write into staging), so the snapshot is the exact db state at the start of
- *          its generation.
+ *          a due snapshot ends it; the next commit begins one whose .dep names it.
+ *          Snapshots (db.<ext> + .changecounter) are taken for the first generation and when
+ *          the WAL shipped since the last snapshot exceeds both snapshot_wal_pct % of the db
+ *          size and snapshot_wal_min_mib, or the chain reaches snapshot_max_gens; a snapshot
+ *          thread reads the db file in the background while repl_db_before_write saves the old
+ *          contents of pages it has not read yet (copy-on-write into staging), so the snapshot
+ *          is the exact db state at the start of its generation.
  * Crash:   nothing committed is lost: frames stay in the backing -wal until staged, and
  *          repl_wal_before_write / _before_truncate / repl_wal_unlinked stage them
  *          synchronously before SQLite may overwrite or drop them. State files are written with
