@@ -575,6 +575,19 @@ static int pre_path(const struct repl_db *db, const struct gen_id *g, uint32_t f
     return gen_path(db, g, leaf, out, cap);
 }
 
+/* Frames known to be out of the -wal already: staged, or copied ahead (mu held). */
+static uint32_t copied_upto_locked(struct repl_db *db)
+{
+    uint32_t copied = __atomic_load_n(&db->pre_upto, __ATOMIC_RELAXED);
+    return copied > db->staged ? copied : db->staged;
+}
+
+/* A buffer for copying whole frames of page size ps in chunks (pre_extend). */
+static uint8_t *copy_buf_new(uint32_t ps)
+{
+    return malloc(REPL_COPY_CHUNK > wal_frame_size(ps) ? REPL_COPY_CHUNK : wal_frame_size(ps));
+}
+
 /* Drops the copy (stage_mu held). unlink: its file too (else it was renamed). */
 static void pre_reset(struct repl_db *db, bool unlink_file)
 {
@@ -717,9 +730,7 @@ static bool pre_copy(struct repl_db *db)
     pthread_mutex_unlock(&db->mu);
     if (!go)
         return false;
-    uint8_t *buf = malloc(REPL_COPY_CHUNK > wal_frame_size(c.gh.page_size)
-                              ? REPL_COPY_CHUNK
-                              : wal_frame_size(c.gh.page_size));
+    uint8_t *buf = copy_buf_new(c.gh.page_size);
     if (!buf)
         return false;
     uint64_t before = db->pre_total;
@@ -774,7 +785,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
         pre_path(db, &g, from, tmp, sizeof(tmp)) != 0)
         return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
-    buf = malloc(REPL_COPY_CHUNK > wal_frame_size(ps) ? REPL_COPY_CHUNK : wal_frame_size(ps));
+    buf = copy_buf_new(ps);
     if (!buf)
         return ERR(err, ENOMEM, "replicator: out of memory");
     if ((rc = pre_extend(db, &c, to, buf, err)) != 0)
@@ -1047,9 +1058,7 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
         signal = true;
     }
     /* copy ahead every REPL_PRECOPY_FRAMES frames (see pre_extend) */
-    uint32_t copied = __atomic_load_n(&db->pre_upto, __ATOMIC_RELAXED);
-    if (copied < db->staged)
-        copied = db->staged;
+    uint32_t copied = copied_upto_locked(db);
     if (last - copied >= REPL_PRECOPY_FRAMES && db->committed - copied < REPL_PRECOPY_FRAMES)
         signal = true;
     db->lsn_committed += last - (first > db->committed ? first : db->committed + 1) + 1;
@@ -1945,10 +1954,8 @@ static void *stager_main(void *arg)
             bool pending = db->gen_open && db->committed > db->staged;
             int64_t at = db->pending_since_ms + r->conf.batch_interval_ms;
             bool is_due = pending && (db->n_cuts > 0 || db->urgent || at <= now);
-            uint32_t copied = __atomic_load_n(&db->pre_upto, __ATOMIC_RELAXED);
-            if (copied < db->staged)
-                copied = db->staged;
-            bool copy_ahead = pending && !is_due && db->committed - copied >= REPL_PRECOPY_FRAMES;
+            bool copy_ahead = pending && !is_due &&
+                              db->committed - copied_upto_locked(db) >= REPL_PRECOPY_FRAMES;
             if (!pending)
                 db->urgent = false;
             if (pending && !is_due && at < next)
@@ -1974,15 +1981,12 @@ static void *stager_main(void *arg)
             if (cut[i])
                 rc = stage_batch(db, false, &e);
             else
-                copied = pre_copy(db); /* nothing unless enough was committed since the last */
+                copied = pre_copy(db); /* copy ahead (or only save the state) */
             pthread_mutex_unlock(&db->stage_mu);
             pthread_mutex_lock(&db->mu);
             if (copied && db->gen_open &&
-                db->committed - __atomic_load_n(&db->pre_upto, __ATOMIC_RELAXED) >=
-                    REPL_PRECOPY_FRAMES)
+                db->committed - copied_upto_locked(db) >= REPL_PRECOPY_FRAMES)
                 more = true; /* a burst of commits arrived meanwhile: keep copying */
-            pthread_mutex_unlock(&db->mu);
-            pthread_mutex_lock(&db->mu);
             if (rc == 1 && db->committed <= db->staged)
                 db->urgent = false;
             if (rc == 1 && (db->n_cuts > 0 || db->urgent))

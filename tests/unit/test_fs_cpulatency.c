@@ -62,13 +62,29 @@ static bool drive_until(uint64_t *counter, uint64_t per_ms, int32_t want, int64_
     return false;
 }
 
+/* A sampler at 2,000 requests/s on a fresh stand-in device, reading *requests. */
+static struct cpulat *sampler_start(uint64_t *requests)
+{
+    struct err e = {0};
+    make_dev();
+    struct cpulat *c = cpulat_new(dev_path, requests, 2000, &e);
+    cr_assert_not_null(c, "%s", e.msg);
+    return c;
+}
+
+/* Frees c and checks that it never wrote anything but its opening "no constraint". */
+static void sampler_free_untouched(struct cpulat *c)
+{
+    cpulat_free(c);
+    int32_t v[16];
+    cr_expect_eq(dev_values(v, 16), 1, "only the opening write");
+    unlink(dev_path);
+}
+
 Test(cpulatency, held_under_load_and_dropped_when_quiet)
 {
     uint64_t requests = 0;
-    struct err e = {0};
-    make_dev();
-    struct cpulat *c = cpulat_new(dev_path, &requests, 2000, &e);
-    cr_assert_not_null(c, "%s", e.msg);
+    struct cpulat *c = sampler_start(&requests);
     cr_expect_eq(dev_last(), CPULAT_NO_CONSTRAINT, "opens with no constraint");
     /* 10 requests per ms = 10,000/s: taken */
     cr_assert(drive_until(&requests, 10, 0, mono_ms() + 5000), "not taken under load");
@@ -88,37 +104,24 @@ Test(cpulatency, held_under_load_and_dropped_when_quiet)
 Test(cpulatency, never_taken_at_a_low_rate)
 {
     uint64_t requests = 0;
-    struct err e = {0};
-    make_dev();
-    struct cpulat *c = cpulat_new(dev_path, &requests, 2000, &e);
-    cr_assert_not_null(c, "%s", e.msg);
+    struct cpulat *c = sampler_start(&requests);
     /* one request per ms = 1,000/s, half the threshold, for 10 windows */
     cr_expect_not(drive_until(&requests, 1, 0, mono_ms() + 10 * CPULAT_WINDOW_MS));
     cr_expect_eq(cpulat_holds(c), 0);
-    cpulat_free(c);
-    int32_t v[16];
-    size_t n = dev_values(v, 16);
-    cr_expect_eq(n, 1, "only the opening write");
-    unlink(dev_path);
+    sampler_free_untouched(c);
 }
 
 Test(cpulatency, a_single_burst_is_not_load)
 {
     uint64_t requests = 0;
-    struct err e = {0};
-    make_dev();
-    struct cpulat *c = cpulat_new(dev_path, &requests, 2000, &e);
-    cr_assert_not_null(c, "%s", e.msg);
+    struct cpulat *c = sampler_start(&requests);
     /* an app opening a database sends ~100 requests at once; here 300 (3 windows' worth), then
      * nothing; sampled for 10 windows. The sampler must be running before the burst. */
     sleep_ms(2 * CPULAT_WINDOW_MS);
     __atomic_add_fetch(&requests, 300, __ATOMIC_RELAXED);
     cr_expect_not(drive_until(&requests, 0, 0, mono_ms() + 10 * CPULAT_WINDOW_MS));
     cr_expect_eq(cpulat_holds(c), 0, "a burst within one window took the request");
-    cpulat_free(c);
-    int32_t v[16];
-    cr_expect_eq(dev_values(v, 16), 1, "only the opening write");
-    unlink(dev_path);
+    sampler_free_untouched(c);
 }
 
 Test(cpulatency, missing_device_is_an_error_naming_it)

@@ -684,27 +684,44 @@ Test(replicator, wal_restarts_continue_the_generation_unless_a_snapshot_is_due,
     cr_expect_eq(snaps, sized, "each generation of the size rule has its snapshot: %zu", snaps);
 }
 
+/* Calls fn for every regular file under dir, recursively (names starting with "." included,
+ * "." and ".." skipped). */
+static void walk_files(const char *dir, void (*fn)(const char *path, const char *name,
+                                                   const struct stat *sb, void *arg),
+                       void *arg)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        char p[1024];
+        struct stat sb;
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 ||
+            (size_t)snprintf(p, sizeof(p), "%s/%s", dir, nm) >= sizeof(p) || lstat(p, &sb) != 0)
+            continue;
+        if (S_ISDIR(sb.st_mode))
+            walk_files(p, fn, arg);
+        else
+            fn(p, nm, &sb, arg);
+    }
+    closedir(d);
+}
+
+static void add_precopied(const char *path, const char *name, const struct stat *sb, void *arg)
+{
+    size_t l = strlen(name);
+    (void)path;
+    if (l > 8 && strcmp(name + l - 8, ".pre.tmp") == 0)
+        *(uint64_t *)arg += (uint64_t)sb->st_size;
+}
+
 /* Bytes in the next segment's copy (<gen>/<from>.pre.tmp) under dir, 0 when there is none. */
 static uint64_t precopied_bytes(const char *dir)
 {
     uint64_t n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char p[1024];
-        struct stat sb;
-        size_t l = strlen(de->d_name);
-        if (de->d_name[0] == '.' || (size_t)snprintf(p, sizeof(p), "%s/%s", dir, de->d_name) >=
-                                        sizeof(p) || lstat(p, &sb) != 0)
-            continue;
-        if (S_ISDIR(sb.st_mode))
-            n += precopied_bytes(p);
-        else if (l > 8 && strcmp(de->d_name + l - 8, ".pre.tmp") == 0)
-            n += (uint64_t)sb.st_size;
-    }
-    closedir(d);
+    walk_files(dir, add_precopied, &n);
     return n;
 }
 
@@ -964,40 +981,34 @@ Test(replicator, interrupted_snapshot_after_restart_restores_exactly, .timeout =
     fx_finish(&f);
 }
 
+struct leftovers {
+    size_t n;
+    char *out;
+    size_t cap;
+};
+
+static void add_leftover(const char *path, const char *name, const struct stat *sb, void *arg)
+{
+    struct leftovers *lo = arg;
+    size_t l = strlen(name);
+    (void)sb;
+    bool pending = strcmp(name, ".meta") == 0 || strcmp(name, ".dep") == 0 ||
+                   strcmp(name, "tombstone") == 0 || strncmp(name, "db.", 3) == 0 ||
+                   (l > 4 && strcmp(name + l - 4, ".seg") == 0);
+    if (!pending)
+        return;
+    lo->n++;
+    size_t used = strlen(lo->out);
+    snprintf(lo->out + used, lo->cap - used, "%s\n", path);
+}
+
 /* Pending objects left in the staging area (segments, .meta, .dep, snapshots, tombstone)
  * under dir, recursively: their paths appended to out (one per line). Returns how many. */
 static size_t staged_leftovers(const char *dir, char *out, size_t cap)
 {
-    size_t n = 0;
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        const char *nm = de->d_name;
-        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0)
-            continue;
-        char p[1024];
-        snprintf(p, sizeof(p), "%s/%s", dir, nm);
-        struct stat sb;
-        if (lstat(p, &sb) != 0)
-            continue;
-        if (S_ISDIR(sb.st_mode)) {
-            n += staged_leftovers(p, out, cap);
-            continue;
-        }
-        size_t l = strlen(nm);
-        bool pending = strcmp(nm, ".meta") == 0 || strcmp(nm, ".dep") == 0 ||
-                       strcmp(nm, "tombstone") == 0 || strncmp(nm, "db.", 3) == 0 ||
-                       (l > 4 && strcmp(nm + l - 4, ".seg") == 0);
-        if (!pending)
-            continue;
-        n++;
-        size_t used = strlen(out);
-        snprintf(out + used, cap - used, "%s\n", p);
-    }
-    closedir(d);
-    return n;
+    struct leftovers lo = {0, out, cap};
+    walk_files(dir, add_leftover, &lo);
+    return lo.n;
 }
 
 /* A new local database whose name already has a generation in the bucket, with two local
