@@ -681,7 +681,10 @@ Test(replicator, wal_restarts_continue_the_generation_unless_a_snapshot_is_due,
     size_t sized = generations_over_restarts("sized", true, 0, &snaps);
     cr_expect_geq(sized, 2u, "generations with the size rule: %zu", sized);
     cr_expect_lt(sized, each, "generations with the size rule: %zu", sized);
-    cr_expect_eq(snaps, sized, "each generation of the size rule has its snapshot: %zu", snaps);
+    /* each of them starts one; a snapshot still running when the next generation wants its
+     * own is abandoned (that generation restores through its parent), so at most one each */
+    cr_expect_geq(snaps, 2u, "snapshots with the size rule: %zu", snaps);
+    cr_expect_leq(snaps, sized, "snapshots %zu of %zu generations", snaps, sized);
 }
 
 /* Calls fn for every regular file under dir, recursively (names starting with "." included,
