@@ -67,6 +67,8 @@ void wal_header_encode(const struct wal_header *h, uint8_t out[WAL_HEADER_BYTES]
 void wal_frame_header_parse(const uint8_t p[WAL_FRAME_HEADER_BYTES], struct wal_frame_header *out);
 /* SQLite's checksum step: folds len bytes (a multiple of 8) into s[0], s[1]. */
 void wal_checksum(bool big_endian, const uint8_t *p, size_t len, uint32_t s[2]);
+/* The block weights wal_checksum uses (for tests): *n entries, see wal/walfmt.c. */
+const uint32_t *wal_checksum_weights(size_t *n);
 /* Checksum of one frame given the previous cumulative value: header bytes 0..7, then page.
  * Returns true when it equals the stored cksum1/cksum2 (s is updated either way). */
 bool wal_frame_checksum_ok(bool big_endian, const uint8_t *frame_header, const uint8_t *page,
