@@ -116,6 +116,8 @@ int fs_stat_inode(struct fs *fs, struct fs_inode *in, struct stat *st);
 int fs_materialise(struct fs *fs, struct fs_inode *in);
 /* "/proc/self/fd/N" for an fd. */
 void fs_proc_path(int fd, char *out, size_t size);
+/* Whether a path (or a name) is a SQLite -wal's: it ends in "-wal". */
+bool fs_path_is_wal(const char *path);
 
 /* Handlers, by file. */
 void fs_op_init(void *userdata, struct fuse_conn_info *conn);

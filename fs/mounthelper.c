@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -27,7 +28,8 @@
 
 struct mounthelper {
     pid_t pid;
-    int wfd; /* write end, non-blocking */
+    int wfd;        /* write end, non-blocking */
+    uint32_t *busy; /* shared page: the child sets it while it holds a file of the mount */
 };
 
 /* Hex digits at *p up to a space -> *out; advances *p past the space. */
@@ -49,11 +51,16 @@ static bool mh_parse_hex(const char **p, const char *end, uint64_t *out)
     return true;
 }
 
-static void mh_job(char kind, const char *full, uint64_t from, uint64_t to, char *data)
+static void mh_job(uint32_t *busy, char kind, const char *full, uint64_t from, uint64_t to,
+                   char *data)
 {
+    /* set before the open: an unlink's reply waits for it to clear (mounthelper_wait_idle) */
+    __atomic_store_n(busy, 1, __ATOMIC_SEQ_CST);
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
+    if (fd < 0) {
+        __atomic_store_n(busy, 0, __ATOMIC_SEQ_CST);
         return; /* gone since: nothing to do */
+    }
     if (kind == 'S') {
         sync_file_range(fd, 0, 0,
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
@@ -69,6 +76,7 @@ static void mh_job(char kind, const char *full, uint64_t from, uint64_t to, char
         }
     }
     close(fd);
+    __atomic_store_n(busy, 0, __ATOMIC_SEQ_CST);
 }
 
 /* Jobs waiting to run, one per kind and path: a burst of writes queues many jobs for the same
@@ -100,7 +108,7 @@ static void mh_enqueue(struct mh_pending *q, size_t *n, char kind, uint64_t from
     q[i].to = to;
 }
 
-static void mh_child(int rfd, pid_t parent, const char *mountpoint, char *data)
+static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *busy, char *data)
 {
     char line[MH_LINE_MAX + 1], full[MH_LINE_MAX + 512];
     struct mh_pending q[MH_PENDING_MAX];
@@ -155,7 +163,7 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, char *data)
         for (size_t i = 0; i < nq; i++) {
             size_t plen = strlen(q[i].path);
             memcpy(full + mlen + 1, q[i].path, plen + 1);
-            mh_job(q[i].kind, full, q[i].from, q[i].to, data);
+            mh_job(busy, q[i].kind, full, q[i].from, q[i].to, data);
         }
         nq = 0;
     }
@@ -173,8 +181,18 @@ struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err)
         ERR(err, ENOMEM, "mount helper: out of memory");
         return NULL;
     }
+    void *page = mmap(NULL, sizeof(*mh->busy), PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (page == MAP_FAILED) {
+        ERR(err, errno, "mount helper: mmap: %s", errno_name(errno));
+        free(mh);
+        free(data);
+        return NULL;
+    }
+    mh->busy = page;
     if (pipe2(p, O_CLOEXEC) != 0) {
         ERR(err, errno, "mount helper: pipe: %s", errno_name(errno));
+        munmap(mh->busy, sizeof(*mh->busy));
         free(mh);
         free(data);
         return NULL;
@@ -185,12 +203,13 @@ struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err)
         ERR(err, errno, "mount helper: fork: %s", errno_name(errno));
         close(p[0]);
         close(p[1]);
+        munmap(mh->busy, sizeof(*mh->busy));
         free(mh);
         free(data);
         return NULL;
     }
     if (pid == 0)
-        mh_child(p[0], parent, mountpoint, data); /* never returns */
+        mh_child(p[0], parent, mountpoint, mh->busy, data); /* never returns */
     close(p[0]);
     free(data);
     fcntl(p[1], F_SETFL, O_NONBLOCK);
@@ -219,6 +238,7 @@ void mounthelper_free(struct mounthelper *mh)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    munmap(mh->busy, sizeof(*mh->busy));
     free(mh);
 }
 
@@ -259,4 +279,20 @@ void mounthelper_submit_range(struct mounthelper *mh, const char *path, uint64_t
 pid_t mounthelper_pid(const struct mounthelper *mh)
 {
     return mh != NULL ? mh->pid : 0;
+}
+
+bool mounthelper_busy(const struct mounthelper *mh)
+{
+    return mh != NULL && __atomic_load_n(mh->busy, __ATOMIC_SEQ_CST) != 0;
+}
+
+bool mounthelper_wait_idle(const struct mounthelper *mh, unsigned timeout_ms)
+{
+    for (unsigned i = 0; mounthelper_busy(mh); i++) {
+        if (i >= timeout_ms * 5)
+            return false;
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return true;
 }

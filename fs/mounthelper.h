@@ -13,7 +13,8 @@
  *          sync_file_range(WRITE|WAIT) (fs/flusher.c). Paths are relative to the mount root.
  *          Queued jobs of one kind and path collapse into the newest; a read stops once the
  *          file is deleted, so the child does not hold a -wal open after the app is done.
- * Owns:    the child and the write end of its pipe.
+ * Owns:    the child, the write end of its pipe and a page shared with the child holding its
+ *          "inside a job" flag (an app's deletion of a -wal waits for it: fs/ops_entry.c).
  * Threads: mounthelper_submit is safe from any thread and never blocks: a job is one atomic
  *          write(2) to a non-blocking pipe, dropped when the pipe is full (every job is an
  *          optimisation or repeats every period) or when the path holds a newline.
@@ -42,5 +43,10 @@ void mounthelper_submit_range(struct mounthelper *mh, const char *path, uint64_t
                               uint64_t to);
 /* The child's pid (its requests are the daemon's own), 0 for NULL. */
 pid_t mounthelper_pid(const struct mounthelper *mh);
+/* Whether the child is inside a job, so may hold a file of the mount open. False for NULL. */
+bool mounthelper_busy(const struct mounthelper *mh);
+/* Waits until the child is between jobs, at most timeout_ms; returns whether it is. Never on
+ * the session thread: the child's job may be waiting for a request only that thread serves. */
+bool mounthelper_wait_idle(const struct mounthelper *mh, unsigned timeout_ms);
 
 #endif

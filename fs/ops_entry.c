@@ -1,7 +1,8 @@
 /* fs/ops_entry.c - FUSE handlers for names and attributes: lookup, forget, getattr, setattr,
  * mknod, mkdir, symlink, link, unlink, rmdir, rename, readlink, statfs. Every handler resolves
  * its inodes, runs the syscall relative to the O_PATH fds (caller's semantics; new entries get
- * the caller's uid/gid and mode & ~umask), saves errno, calls the non-blocking hook, replies once. */
+ * the caller's uid/gid and mode & ~umask), saves errno, calls the non-blocking hook, replies
+ * once (an unlink of a -wal may reply from a worker: see fs_op_unlink). */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fs/mounthelper.h"
 
 /* Replies rc (the errno of what came before) if it is not 0, else the entry of name in parent. */
 static void fs_reply_entry(fuse_req_t req, struct fs *fs, struct fs_inode *parent, const char *name,
@@ -315,6 +317,21 @@ void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent_ino, const 
     fs_reply_entry(req, fs, newparent, newname, rc);
 }
 
+/* Longest an unlink of a -wal waits for the mount helper to finish its job (see below). */
+#define FS_UNLINK_HELPER_WAIT_MS 2000
+
+static void fs_unlink_reply_job(void *arg)
+{
+    fuse_req_t req = arg;
+
+    if (!mounthelper_wait_idle(fs_of(req)->mh, FS_UNLINK_HELPER_WAIT_MS))
+        LOG_WARN("unlink: the mount helper is still busy after %u ms: an unmount right now "
+                 "may fail with EBUSY", FS_UNLINK_HELPER_WAIT_MS);
+    else
+        LOG_DEBUG("unlink: -wal deleted, replied once the mount helper was between jobs");
+    fuse_reply_err(req, 0);
+}
+
 void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
     struct fs *fs = fs_of(req);
@@ -344,6 +361,14 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
         if (fs_path_of(fs, parent, name, path, sizeof(path)) == 0)
             fs->hooks.unlinked(fs->hooks.arg, path);
     }
+    /* SQLite deletes the -wal as its last connection closes, and the app may exit and its
+     * user unmount right after: the helper's warm-up read of that -wal may still hold it open
+     * (it stops at its next chunk, seeing the file gone), and the unmount would fail with
+     * EBUSY (a fresh-clone CI run did). So the app's unlink returns once the helper is
+     * between jobs; the wait runs on a worker, as the helper's read needs this thread. */
+    if (fs_path_is_wal(name) && mounthelper_busy(fs->mh) &&
+        workers_submit(fs->workers, fs_unlink_reply_job, req) == 0)
+        return;
     fuse_reply_err(req, 0);
 }
 

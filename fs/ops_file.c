@@ -18,7 +18,7 @@
 
 #define FS_WAL_SUFFIX "-wal"
 
-static bool fs_path_is_wal(const char *path)
+bool fs_path_is_wal(const char *path)
 {
     size_t n = strlen(path);
     size_t s = strlen(FS_WAL_SUFFIX);
