@@ -283,7 +283,13 @@ pid_t mounthelper_pid(const struct mounthelper *mh)
 
 bool mounthelper_busy(const struct mounthelper *mh)
 {
-    return mh != NULL && __atomic_load_n(mh->busy, __ATOMIC_SEQ_CST) != 0;
+    if (mh == NULL || __atomic_load_n(mh->busy, __ATOMIC_SEQ_CST) == 0)
+        return false;
+    /* a child that died inside a job (killed from outside) left the flag set: it holds
+     * nothing now. WNOWAIT: mounthelper_free still reaps it. */
+    siginfo_t si = {0};
+    return !(waitid(P_PID, (id_t)mh->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+             si.si_pid == mh->pid);
 }
 
 bool mounthelper_wait_idle(const struct mounthelper *mh, unsigned timeout_ms)

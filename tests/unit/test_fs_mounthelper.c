@@ -43,6 +43,12 @@ Test(fs_mounthelper, the_child_is_busy_while_it_holds_a_file_and_idle_after)
     cr_expect(open(fifo, O_WRONLY | O_NONBLOCK) < 0 && errno == ENXIO);
     cr_expect(mounthelper_wait_idle(NULL, 0));
 
+    /* a child killed inside a job holds nothing: not busy, and no wait */
+    mounthelper_submit(mh, 'R', "x.db-wal");
+    cr_assert(busy_within(mh, 5000), "the child never started the second job");
+    cr_assert_eq(kill(mounthelper_pid(mh), SIGKILL), 0);
+    cr_expect(mounthelper_wait_idle(mh, 5000), "a dead child still counts as busy");
+
     mounthelper_free(mh);
     unlink(fifo);
     rmdir(dir);
