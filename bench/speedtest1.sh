@@ -27,7 +27,9 @@ SRC
     (cd "$dir" && apt-get source -qq --download-only sqlite3 >&2)
 fi
 tarball=$(ls "$dir"/sqlite3_*.orig.tar.xz | head -1)
-top=$(tar -tJf "$tarball" | head -1 | cut -d/ -f1)
+# awk reads the whole listing: head would exit first, and tar, killed by SIGPIPE, would fail
+# the pipeline (pipefail) whenever the listing outgrows the pipe buffer.
+top=$(tar -tJf "$tarball" | awk -F/ 'NR == 1 { print $1 }')
 tar -xJf "$tarball" -C "$dir" "$top/test/speedtest1.c" "$top/mptest"
 gcc -O2 -o "$bin" "$dir/$top/test/speedtest1.c" -lsqlite3 >&2
 gcc -O2 -o "$dir/mptest" "$dir/$top/mptest/mptest.c" -lsqlite3 >&2 || true
