@@ -2,6 +2,8 @@
 # bench/speedtest1.sh DIR - prints the path of a speedtest1 binary built from Debian's sqlite3
 # sources against the system libsqlite3 (fetched with apt-get source into DIR on first use).
 set -euo pipefail
+# Say which step failed: callers print this script's stderr as the reason.
+trap 'echo "bench/speedtest1.sh: line $LINENO failed (exit $?): $BASH_COMMAND" >&2' ERR
 dir=$1
 bin=$dir/speedtest1
 if [[ -x $bin ]]; then echo "$bin"; exit 0; fi
