@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
+
 #define LOG_LINE_MAX 2048
 #define LOG_RL_SITES 64 /* distinct rate-limited call sites tracked */
 
@@ -109,13 +111,6 @@ void log_write(enum log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void log_write_rl(enum log_level level, const char *file, int line, unsigned interval_ms,
                   const char *fmt, ...)
 {
@@ -153,7 +148,7 @@ void log_write_rl(enum log_level level, const char *file, int line, unsigned int
 
 bool log_ratelimited(uint64_t *last_ms, unsigned *suppressed, unsigned interval_ms)
 {
-    uint64_t now = mono_ms();
+    uint64_t now = (uint64_t)clock_mono_ms();
 
     if (*last_ms != 0 && now - *last_ms < interval_ms) {
         (*suppressed)++;

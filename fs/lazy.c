@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "wal/restore.h"
@@ -59,14 +60,6 @@ struct lazy {
     struct lazy_job *jobs;      /* guarded by mu */
     struct lazy_stats stats;    /* guarded by mu */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t real_ms(void)
 {
@@ -283,7 +276,7 @@ static int relist(struct lazy *lz, struct err *err)
     v = NULL;
     n = 0;
     lz->listed = true;
-    lz->listed_mono_ms = mono_ms();
+    lz->listed_mono_ms = clock_mono_ms();
     lz->stats.listed_ms = real_ms();
     lz->stats.n_refreshes++;
     lz->stats.last_error[0] = '\0';
@@ -301,7 +294,8 @@ int lazy_refresh(struct lazy *lz, bool force, struct err *err)
 
     pthread_mutex_lock(&lz->refresh_mu);
     pthread_mutex_lock(&lz->mu);
-    stale = force || !lz->listed || mono_ms() - lz->listed_mono_ms >= (int64_t)lz->conf.ttl_ms;
+    stale = force || !lz->listed ||
+            clock_mono_ms() - lz->listed_mono_ms >= (int64_t)lz->conf.ttl_ms;
     pthread_mutex_unlock(&lz->mu);
     if (stale) {
         rc = relist(lz, err);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define MH_LINE_MAX 4096 /* < PIPE_BUF: one write(2) is atomic */
@@ -294,8 +295,9 @@ bool mounthelper_busy(const struct mounthelper *mh)
 
 bool mounthelper_wait_idle(const struct mounthelper *mh, unsigned timeout_ms)
 {
-    for (unsigned i = 0; mounthelper_busy(mh); i++) {
-        if (i >= timeout_ms * 5)
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    while (mounthelper_busy(mh)) {
+        if (clock_mono_ms() >= deadline)
             return false;
         struct timespec ts = {0, 200 * 1000};
         nanosleep(&ts, NULL);

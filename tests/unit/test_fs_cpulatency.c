@@ -3,6 +3,7 @@
  * A regular file stands in for /dev/cpu_dma_latency: each write(2) appends one s32. */
 #include "../../fs/bgthread.c" /* fs/ objects are not in a library */
 #include "../../fs/cpulatency.c"
+#include "common/clock.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -37,13 +38,6 @@ static int32_t dev_last(void)
     return n ? v[n - 1] : -1;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -53,7 +47,7 @@ static void sleep_ms(long ms)
 /* Bumps *counter by per_ms every millisecond until last(dev) == want or the deadline. */
 static bool drive_until(uint64_t *counter, uint64_t per_ms, int32_t want, int64_t deadline_ms)
 {
-    while (mono_ms() < deadline_ms) {
+    while (clock_mono_ms() < deadline_ms) {
         __atomic_add_fetch(counter, per_ms, __ATOMIC_RELAXED);
         if (dev_last() == want)
             return true;
@@ -87,14 +81,14 @@ Test(cpulatency, held_under_load_and_dropped_when_quiet)
     struct cpulat *c = sampler_start(&requests);
     cr_expect_eq(dev_last(), CPULAT_NO_CONSTRAINT, "opens with no constraint");
     /* 10 requests per ms = 10,000/s: taken */
-    cr_assert(drive_until(&requests, 10, 0, mono_ms() + 5000), "not taken under load");
+    cr_assert(drive_until(&requests, 10, 0, clock_mono_ms() + 5000), "not taken under load");
     cr_expect_eq(cpulat_holds(c), 1);
     /* no requests: dropped after the quiet windows, not before one window has passed */
-    int64_t t0 = mono_ms();
+    int64_t t0 = clock_mono_ms();
     cr_assert(drive_until(&requests, 0, CPULAT_NO_CONSTRAINT, t0 + 5000), "not dropped");
-    cr_expect_geq(mono_ms() - t0, (int64_t)CPULAT_WINDOW_MS, "dropped too early");
+    cr_expect_geq(clock_mono_ms() - t0, (int64_t)CPULAT_WINDOW_MS, "dropped too early");
     /* load again: taken again */
-    cr_assert(drive_until(&requests, 10, 0, mono_ms() + 5000), "not taken again");
+    cr_assert(drive_until(&requests, 10, 0, clock_mono_ms() + 5000), "not taken again");
     cr_expect_eq(cpulat_holds(c), 2);
     cpulat_free(c);
     cr_expect_eq(dev_last(), CPULAT_NO_CONSTRAINT, "free drops the request");
@@ -106,7 +100,7 @@ Test(cpulatency, never_taken_at_a_low_rate)
     uint64_t requests = 0;
     struct cpulat *c = sampler_start(&requests);
     /* one request per ms = 1,000/s, half the threshold, for 10 windows */
-    cr_expect_not(drive_until(&requests, 1, 0, mono_ms() + 10 * CPULAT_WINDOW_MS));
+    cr_expect_not(drive_until(&requests, 1, 0, clock_mono_ms() + 10 * CPULAT_WINDOW_MS));
     cr_expect_eq(cpulat_holds(c), 0);
     sampler_free_untouched(c);
 }
@@ -119,7 +113,7 @@ Test(cpulatency, a_single_burst_is_not_load)
      * nothing; sampled for 10 windows. The sampler must be running before the burst. */
     sleep_ms(2 * CPULAT_WINDOW_MS);
     __atomic_add_fetch(&requests, 300, __ATOMIC_RELAXED);
-    cr_expect_not(drive_until(&requests, 0, 0, mono_ms() + 10 * CPULAT_WINDOW_MS));
+    cr_expect_not(drive_until(&requests, 0, 0, clock_mono_ms() + 10 * CPULAT_WINDOW_MS));
     cr_expect_eq(cpulat_holds(c), 0, "a burst within one window took the request");
     sampler_free_untouched(c);
 }

@@ -101,7 +101,7 @@ static struct lazy *lazy_with(const char *const *paths, size_t n)
     }
     lz->n_entries = n;
     lz->listed = true;
-    lz->listed_mono_ms = mono_ms();
+    lz->listed_mono_ms = clock_mono_ms();
     return lz;
 }
 
