@@ -572,8 +572,10 @@ static int feed_decompressor(void *coder, const void *p, size_t len, struct err 
     return decompressor_write(coder, p, len, err);
 }
 
-int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char *tmp_dir,
-                           int *out_fd, uint64_t *len_out, struct err *err)
+/* Compresses the n inputs, the descriptor fds[i] or else the file paths[i], as one stream. */
+static int compress_inputs_to_tmpfile(enum compression c, int level, const int *fds,
+                                      const char *const *paths, size_t n, const char *tmp_dir,
+                                      int *out_fd, uint64_t *len_out, struct err *err)
 {
     struct fd_sink s = {.fd = -1, .off = 0};
     struct compressor *z = NULL;
@@ -586,8 +588,16 @@ int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char 
     z = compressor_new(c, level, sink_fd, &s, err);
     if (z == NULL)
         rc = err && err->code ? err->code : ENOMEM;
-    if (rc == 0)
-        rc = feed_fd(in_fd, feed_compressor, z, "compress", err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        int fd = fds ? fds[i] : open(paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = ERR(err, errno, "compress: open %s: %s", paths[i], errno_name(errno));
+            break;
+        }
+        rc = feed_fd(fd, feed_compressor, z, "compress", err);
+        if (!fds)
+            close(fd);
+    }
     if (rc == 0)
         rc = compressor_finish(z, err);
     compressor_free(z);
@@ -598,6 +608,19 @@ int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char 
     *out_fd = s.fd;
     *len_out = s.off;
     return 0;
+}
+
+int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char *tmp_dir,
+                           int *out_fd, uint64_t *len_out, struct err *err)
+{
+    return compress_inputs_to_tmpfile(c, level, &in_fd, NULL, 1, tmp_dir, out_fd, len_out, err);
+}
+
+int compress_files_to_tmpfile(enum compression c, int level, const char *const *paths, size_t n,
+                              const char *tmp_dir, int *out_fd, uint64_t *len_out,
+                              struct err *err)
+{
+    return compress_inputs_to_tmpfile(c, level, NULL, paths, n, tmp_dir, out_fd, len_out, err);
 }
 
 int decompress_fd(enum compression c, int in_fd, compress_sink_fn *sink, void *arg,

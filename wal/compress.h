@@ -70,6 +70,11 @@ int decompress_buf(enum compression c, const void *p, size_t len, struct buf *ou
  * it; *len_out = compressed size. For COMP_RAW the copy is made too (simple uniform contract). */
 int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char *tmp_dir,
                            int *out_fd, uint64_t *len_out, struct err *err);
+/* The same for the concatenation of the n files at paths, as one stream. Each is opened only
+ * while it is read (any number of files, one descriptor); a missing one is an error. */
+int compress_files_to_tmpfile(enum compression c, int level, const char *const *paths, size_t n,
+                              const char *tmp_dir, int *out_fd, uint64_t *len_out,
+                              struct err *err);
 /* Decompresses [0, EOF) of in_fd into the sink (bounded memory). */
 int decompress_fd(enum compression c, int in_fd, compress_sink_fn *sink, void *arg,
                   struct err *err);

@@ -9,6 +9,8 @@
  *   <gen>/<first>-<last>-<ts>.seg   a staged batch: raw WAL frames first..last, whole
  *                         transactions; compressed at upload into <first>-<last>-<ts>.<ext>
  *   <gen>/<first>.pre.tmp the next batch, copied ahead of its cut (renamed to .seg by it)
+ *   <gen>/<first>-<last>-<ts>.merge   empty: the queued segments from <first> to <last> go up
+ *                         as one object named by it (see "merged uploads" at the uploader)
  *   <gen>/snap.cow        copy-on-write side file of a running snapshot
  *   <gen>/db.<ext>        a finished compressed snapshot waiting for its upload
  * Every pending object is a file, so a restart rebuilds the upload queue from the directory
@@ -66,6 +68,10 @@ struct item {
     struct gen_id gen;
     uint32_t first, last; /* ITEM_SEG */
     uint64_t ts;
+    /* ITEM_SEG: the head of a merged upload whose marker is on disk (see "merged uploads"):
+     * frames first..merge_last go up as "<first>-<merge_last>-<merge_ts>". 0: none yet. */
+    uint32_t merge_last;
+    uint64_t merge_ts;
     uint64_t bytes;
     uint64_t lsn_end;  /* db lsn after the last frame (0: from a previous run) */
     int64_t commit_ms; /* oldest commit in the batch */
@@ -135,6 +141,7 @@ struct repl_db {
     size_t n_cuts, cap_cuts;
     int64_t pending_since_ms; /* oldest unstaged commit, 0 = none */
     bool urgent;              /* cut now (flush, durable fsync) */
+    uint64_t hurry_lsn;       /* a flush or durable fsync waits for this lsn: upload at once */
     uint64_t lsn_committed, lsn_staged, lsn_uploaded;
     struct item *q_head, *q_tail;
     uint64_t staged_bytes;
@@ -221,6 +228,11 @@ static int gen_path(const struct repl_db *db, const struct gen_id *g, const char
 static void seg_name(uint32_t first, uint32_t last, uint64_t ts, char *out, size_t cap)
 {
     snprintf(out, cap, "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".seg", first, last, ts);
+}
+
+static void merge_name(uint32_t first, uint32_t last, uint64_t ts, char *out, size_t cap)
+{
+    snprintf(out, cap, "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".merge", first, last, ts);
 }
 
 static void db_set_error(struct repl_db *db, const struct err *e)
@@ -1273,6 +1285,68 @@ static int cmp_item_first(const void *a, const void *b)
     return x->first < y->first ? -1 : x->first > y->first;
 }
 
+/* A new ITEM_SEG of generation gen with first, last and ts from the name
+ * "<first>-<last>-<ts><ext>" (a staged segment or a merge marker); NULL if nm is not one (a
+ * foreign or damaged file is left alone) or out of memory. */
+static struct item *range_item_new(const char *nm, const char *ext, const struct gen_id *gen)
+{
+    unsigned f = 0, la = 0;
+    unsigned long long t = 0;
+    int end = 0;
+    if (sscanf(nm, "%u-%u-%llu%n", &f, &la, &t, &end) != 3 || strcmp(nm + end, ext) != 0 ||
+        f == 0 || la < f)
+        return NULL;
+    struct item *it = item_new(ITEM_SEG, gen);
+    if (it) {
+        it->first = f;
+        it->last = la;
+        it->ts = t;
+    }
+    return it;
+}
+
+/* Applies the merge markers of one generation directory to its staged segments (sorted by
+ * first frame; see "merged uploads"): a marker whose segments are all there makes its first
+ * segment the head of the same merged upload again; one whose segments are not all there was
+ * uploaded (they are deleted only after the PUT), so what is left of them goes, and the
+ * marker. Removed segments are freed and dropped from segs. */
+static void rebuild_merges(const char *gdir, struct item **segs, size_t *n_segs,
+                           const struct item *marks)
+{
+    char p[REPL_PATH_MAX], nm[80];
+    for (const struct item *m = marks; m; m = m->next) {
+        size_t k0 = 0, k = 0;
+        while (k0 < *n_segs && segs[k0]->first < m->first)
+            k0++;
+        uint32_t reach = m->first - 1;
+        for (k = k0; k < *n_segs && segs[k]->first == reach + 1 &&
+                     segs[k]->last <= m->merge_last;
+             k++)
+            reach = segs[k]->last;
+        if (k > k0 && reach == m->merge_last && segs[k0]->first == m->first) {
+            segs[k0]->merge_last = m->merge_last;
+            segs[k0]->merge_ts = m->merge_ts;
+            continue;
+        }
+        size_t w = 0;
+        for (size_t r = 0; r < *n_segs; r++) {
+            struct item *x = segs[r];
+            if (x->first >= m->first && x->last <= m->merge_last) {
+                seg_name(x->first, x->last, x->ts, nm, sizeof(nm));
+                if (path_join(p, sizeof(p), gdir, nm) == 0)
+                    unlink(p);
+                free(x);
+                continue;
+            }
+            segs[w++] = x;
+        }
+        *n_segs = w;
+        merge_name(m->first, m->merge_last, m->merge_ts, nm, sizeof(nm));
+        if (path_join(p, sizeof(p), gdir, nm) == 0)
+            unlink(p);
+    }
+}
+
 /* Rebuilds the upload queue from the staging directory (mu not needed: db not shared yet).
  * *max_seg_out: highest staged frame of generation cur (0 if none). */
 static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool has_cur,
@@ -1321,6 +1395,7 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
         bool has_dep = false, has_meta = false, any = false;
         struct item **segs = NULL;
         size_t n_segs = 0, cap_segs = 0;
+        struct item *marks = NULL; /* merge markers: first, last (merge_last), ts */
         while ((de = readdir(gd)) != NULL) {
             const char *nm = de->d_name;
             size_t l = strlen(nm);
@@ -1346,17 +1421,18 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
                     db->snap_upload = true;
                     any = true;
                 }
-            } else if (l > 4 && strcmp(nm + l - 4, ".seg") == 0) {
-                unsigned f = 0, la = 0;
-                unsigned long long ts = 0;
-                if (sscanf(nm, "%u-%u-%llu.seg", &f, &la, &ts) != 3 || f == 0 || la < f)
+            } else if (l > 6 && strcmp(nm + l - 6, ".merge") == 0) {
+                struct item *m = range_item_new(nm, ".merge", &gens[i]);
+                if (!m)
                     continue;
-                struct item *it = item_new(ITEM_SEG, &gens[i]);
+                m->merge_last = m->last;
+                m->merge_ts = m->ts;
+                m->next = marks;
+                marks = m;
+            } else if (l > 4 && strcmp(nm + l - 4, ".seg") == 0) {
+                struct item *it = range_item_new(nm, ".seg", &gens[i]);
                 if (!it)
                     continue;
-                it->first = f;
-                it->last = la;
-                it->ts = ts;
                 char p[REPL_PATH_MAX];
                 struct stat sb;
                 if (path_join(p, sizeof(p), gdir, nm) == 0 && stat(p, &sb) == 0)
@@ -1387,12 +1463,20 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
         }
         if (n_segs > 1)
             qsort(segs, n_segs, sizeof(*segs), cmp_item_first);
+        rebuild_merges(gdir, segs, &n_segs, marks);
+        item_free_list(marks);
         for (size_t k = 0; k < n_segs; k++) {
             if (has_cur && gen_id_eq(&gens[i], cur) && segs[k]->last <= db->st.uploaded) {
                 char p[REPL_PATH_MAX], nm[80];
                 seg_name(segs[k]->first, segs[k]->last, segs[k]->ts, nm, sizeof(nm));
                 if (path_join(p, sizeof(p), gdir, nm) == 0)
                     unlink(p); /* uploaded before the crash */
+                if (segs[k]->merge_last) {
+                    merge_name(segs[k]->first, segs[k]->merge_last, segs[k]->merge_ts, nm,
+                               sizeof(nm));
+                    if (path_join(p, sizeof(p), gdir, nm) == 0)
+                        unlink(p);
+                }
                 free(segs[k]);
                 continue;
             }
@@ -1754,9 +1838,12 @@ int repl_wal_fsync(struct repl_db *db)
     pthread_mutex_lock(&db->mu);
     uint64_t target = db->lsn_committed;
     db->urgent = true;
+    if (db->hurry_lsn < target)
+        db->hurry_lsn = target;
     pthread_mutex_unlock(&db->mu);
     pthread_mutex_lock(&r->mu);
     pthread_cond_signal(&r->stage_cv);
+    pthread_cond_broadcast(&r->work_cv);
     pthread_mutex_unlock(&r->mu);
     int rc = 0;
     pthread_mutex_lock(&db->mu);
@@ -2060,28 +2147,141 @@ static int upload_small(struct repl_db *db, const char *key, const char *path, s
     return rc;
 }
 
-static int upload_segment(struct repl_db *db, const struct item *it, const char *path,
-                          struct err *err)
+/* ---- merged uploads -------------------------------------------------------------------------
+ * A segment is cut at every WAL restart (the gate must stage the old WAL's frames before SQLite
+ * overwrites them), and under load SQLite restarts its WAL many times a second: 40 a second
+ * for single-row inserts here. One PUT per segment would cost that many PUTs (S3 bills them)
+ * and as many requests of the server. So a batch goes up at most once per batch interval:
+ * the uploader holds a segment cut early until the interval of its oldest commit has passed
+ * (upload_hold_until_locked) and then sends it with the segments queued behind it that
+ * continue it (same generation, next frame), up to batch_max_frames frames, as one object
+ * "<first>-<last>-<ts>" (ts of the newest segment: its frames were all staged by then).
+ * A flush or a durable fsync waiting (hurry_lsn) sends at once. Restore sees an ordinary
+ * batch.
+ * Crash safety: the merged range must not change between tries, or a PUT that reached S3
+ * before a crash and a retry with more segments would leave overlapping objects. So before
+ * the first try the uploader makes the empty marker <gen>/<first>-<last>-<ts>.merge durable;
+ * a restart merges exactly the segments it names again (same key, same bytes). After the PUT
+ * the watermark is persisted, then the segments are deleted, the marker last: a marker whose
+ * segments are not all there means the PUT succeeded, and db_rebuild_queue deletes the rest. */
+
+/* The segments that go up with the head item h (mu held), at most cap: their count, copied
+ * into run unless it is NULL; *last_out / *ts_out name the object. */
+static size_t seg_run_locked(const struct repl_db *db, const struct item *h, struct item *run,
+                             size_t cap, uint32_t *last_out, uint64_t *ts_out)
 {
-    char key[LAYOUT_KEY_MAX];
+    uint32_t max = db->r->conf.batch_max_frames ? db->r->conf.batch_max_frames : 1;
+    uint32_t last = h->last;
+    uint64_t ts = h->ts;
+    size_t n = 0;
+    for (const struct item *x = h; x && n < cap; x = x->next) {
+        if (x != h && (x->kind != ITEM_SEG || !gen_id_eq(&x->gen, &h->gen) ||
+                       x->first != last + 1 ||
+                       (h->merge_last ? x->last > h->merge_last : x->last - h->first + 1 > max)))
+            break;
+        if (run) {
+            run[n] = *x;
+            run[n].next = NULL;
+        }
+        n++;
+        last = x->last;
+        if (x->ts > ts)
+            ts = x->ts;
+    }
+    if (h->merge_last) {
+        /* the marker's range (db_rebuild_queue checked that its segments are all queued) */
+        last = h->merge_last;
+        ts = h->merge_ts;
+    }
+    *last_out = last;
+    *ts_out = ts;
+    return n;
+}
+
+#define REPL_RUN_MAX 4096 /* segments per merged upload */
+
+/* Unix ms before which db's head item waits to gather more segments; 0: it goes now (mu
+ * held). */
+static int64_t upload_hold_until_locked(const struct repl_db *db)
+{
+    const struct item *h = db->q_head;
+    if (!h || h->kind != ITEM_SEG || h->merge_last || h->commit_ms == 0 || db->retired ||
+        (db->hurry_lsn > db->lsn_uploaded && db->hurry_lsn <= db->lsn_committed))
+        return 0;
+    uint32_t max = db->r->conf.batch_max_frames ? db->r->conf.batch_max_frames : 1;
+    uint32_t last = h->last;
+    size_t n = 1;
+    for (const struct item *x = h->next; x && x->kind == ITEM_SEG && n < REPL_RUN_MAX;
+         x = x->next, n++) {
+        if (!gen_id_eq(&x->gen, &h->gen) || x->first != last + 1)
+            break;
+        last = x->last;
+    }
+    if (last - h->first + 1 >= max || n >= REPL_RUN_MAX)
+        return 0;
+    return h->commit_ms + (int64_t)db->r->conf.batch_interval_ms;
+}
+
+/* Makes the marker of a merged upload durable (see "merged uploads"). */
+static int merge_mark(struct repl_db *db, const struct item *h, uint32_t last, uint64_t ts,
+                      struct err *err)
+{
+    char path[REPL_PATH_MAX], name[80];
+    merge_name(h->first, last, ts, name, sizeof(name));
+    if (gen_path(db, &h->gen, name, path, sizeof(path)) != 0)
+        return ERR(err, ENAMETOOLONG, "replicator: path too long");
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ERR(err, errno, "replicator: create %s: %s", path, errno_name(errno));
+    close(fd);
+    return fileio_fsync_parent(path, err);
+}
+
+/* PUTs the n segments of run (one generation, contiguous) as the batch first..last at ts. */
+static int upload_run(struct repl_db *db, const struct item *run, size_t n, uint32_t last,
+                      uint64_t ts, struct err *err)
+{
+    char key[LAYOUT_KEY_MAX], name[80];
     enum compression c = db->r->conf.compression;
-    int rc = layout_key_batch(db->name, &it->gen, it->first, it->last, it->ts, c, key);
+    int rc = layout_key_batch(db->name, &run[0].gen, run[0].first, last, ts, c, key);
     if (rc)
         return ERR(err, rc, "replicator: batch key too long db=%s", db->name);
-    int in = open(path, O_RDONLY | O_CLOEXEC);
-    if (in < 0) {
-        if (errno == ENOENT)
-            return 0;
-        return ERR(err, errno, "replicator: open %s: %s", path, errno_name(errno));
+    char **paths = calloc(n, sizeof(*paths));
+    if (!paths)
+        return ERR(err, ENOMEM, "replicator: out of memory");
+    size_t missing = 0;
+    for (size_t k = 0; k < n && rc == 0; k++) {
+        char path[REPL_PATH_MAX];
+        seg_name(run[k].first, run[k].last, run[k].ts, name, sizeof(name));
+        if (gen_path(db, &run[k].gen, name, path, sizeof(path)) != 0)
+            rc = ERR(err, ENAMETOOLONG, "replicator: path too long");
+        else if (!(paths[k] = strdup(path)))
+            rc = ERR(err, ENOMEM, "replicator: out of memory");
+        else if (access(path, F_OK) != 0 && errno == ENOENT)
+            missing++;
     }
-    int out = -1;
-    uint64_t len = 0;
-    rc = compress_fd_to_tmpfile(c, db->r->conf.compression_level, in, db->dir, &out, &len, err);
-    close(in);
-    if (rc)
-        return rc;
-    rc = s3_put_object_fd(db->r->s3, key, out, len, err);
-    close(out);
+    /* All gone: dropped by a retire or a bucket check meanwhile, nothing to send. */
+    if (rc == 0 && missing > 0 && missing < n)
+        rc = ERR(err, ENOENT,
+                 "replicator: %zu of the %zu staged segments of batch %" PRIu32 "-%" PRIu32
+                 " db=%s are missing",
+                 missing, n, run[0].first, last, db->name);
+    if (rc == 0 && missing == 0) {
+        int out = -1;
+        uint64_t len = 0;
+        rc = compress_files_to_tmpfile(c, db->r->conf.compression_level,
+                                       (const char *const *)paths, n, db->dir, &out, &len,
+                                       err);
+        if (rc == ENOENT && access(paths[0], F_OK) != 0)
+            rc = 0; /* dropped while it was read: as above */
+        else if (rc == 0) {
+            rc = s3_put_object_fd(db->r->s3, key, out, len, err);
+            close(out);
+        }
+    }
+    for (size_t k = 0; k < n; k++)
+        free(paths[k]);
+    free(paths);
     return rc;
 }
 
@@ -2531,7 +2731,7 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
 
 static int upload_item(struct repl_db *db, const struct item *it, struct err *err)
 {
-    char key[LAYOUT_KEY_MAX], path[REPL_PATH_MAX], name[80];
+    char key[LAYOUT_KEY_MAX], path[REPL_PATH_MAX];
     int rc = 0;
 
     switch (it->kind) {
@@ -2555,10 +2755,7 @@ static int upload_item(struct repl_db *db, const struct item *it, struct err *er
             return ERR(err, ENAMETOOLONG, "replicator: key too long");
         return upload_small(db, key, path, LAYOUT_META_BYTES, err);
     case ITEM_SEG:
-        seg_name(it->first, it->last, it->ts, name, sizeof(name));
-        if (gen_path(db, &it->gen, name, path, sizeof(path)) != 0)
-            return ERR(err, ENAMETOOLONG, "replicator: path too long");
-        return upload_segment(db, it, path, err);
+        return upload_run(db, it, 1, it->last, it->ts, err);
     }
     return rc;
 }
@@ -2586,8 +2783,76 @@ static void item_done_cleanup(struct repl_db *db, const struct item *it)
         seg_name(it->first, it->last, it->ts, name, sizeof(name));
         if (gen_path(db, &it->gen, name, path, sizeof(path)) == 0)
             unlink(path);
+        if (it->merge_last) {
+            merge_name(it->first, it->merge_last, it->merge_ts, name, sizeof(name));
+            if (gen_path(db, &it->gen, name, path, sizeof(path)) == 0)
+                unlink(path);
+        }
         return;
     }
+}
+
+/* Uploads the segment item it (a copy of db's queue head) with the segments merged with it
+ * (see "merged uploads"), writing the marker first when it merges more than itself. *run_out
+ * (malloc'ed, *n_out entries, the head first with its merge fields set) are the items sent. */
+static int upload_seg_head(struct repl_db *db, struct item *it, struct item **run_out,
+                           size_t *n_out, struct err *err)
+{
+    struct item *run = NULL;
+    uint32_t last = it->last;
+    uint64_t ts = it->ts;
+    size_t n = 0;
+    *run_out = NULL;
+    *n_out = 0;
+    /* counted, then copied, in one hold of mu: sized to the run, usually a few segments */
+    pthread_mutex_lock(&db->mu);
+    const struct item *h = db->q_head;
+    if (h && h->kind == ITEM_SEG && gen_id_eq(&h->gen, &it->gen) && h->first == it->first &&
+        h->last == it->last)
+        n = seg_run_locked(db, h, NULL, REPL_RUN_MAX, &last, &ts);
+    run = malloc((n ? n : 1) * sizeof(*run));
+    if (run && n)
+        n = seg_run_locked(db, h, run, n, &last, &ts);
+    pthread_mutex_unlock(&db->mu);
+    if (!run)
+        return ERR(err, ENOMEM, "replicator: out of memory");
+    *run_out = run;
+    if (n == 0) { /* dropped meanwhile: its files are gone, a no-op */
+        run[0] = *it;
+        *n_out = 1;
+        return upload_run(db, run, 1, it->last, it->ts, err);
+    }
+    if (run[0].merge_last && run[n - 1].last != run[0].merge_last) {
+        /* cannot happen: the queue loses segments only all at once (retire, bucket check) */
+        return ERR(err, EIO,
+                   "replicator: the staged segments of batch %" PRIu32 "-%" PRIu32
+                   " db=%s are not all queued",
+                   run[0].first, run[0].merge_last, db->name);
+    }
+    if (n > 1 && !run[0].merge_last) {
+        struct err me = {0};
+        if (merge_mark(db, &run[0], last, ts, &me) != 0) {
+            LOG_WARN("replicator: cannot record a merged batch db=%s err=%s (sending segment "
+                     "%" PRIu32 "-%" PRIu32 " alone)",
+                     db->name, me.msg, run[0].first, run[0].last);
+            n = 1;
+            last = run[0].last;
+            ts = run[0].ts;
+        } else {
+            run[0].merge_last = last;
+            run[0].merge_ts = ts;
+            pthread_mutex_lock(&db->mu);
+            struct item *q = db->q_head;
+            if (q && q->kind == ITEM_SEG && gen_id_eq(&q->gen, &run[0].gen) &&
+                q->first == run[0].first && q->last == run[0].last) {
+                q->merge_last = last;
+                q->merge_ts = ts;
+            }
+            pthread_mutex_unlock(&db->mu);
+        }
+    }
+    *n_out = n;
+    return upload_run(db, run, n, last, ts, err);
 }
 
 static void *uploader_main(void *arg)
@@ -2616,11 +2881,14 @@ static void *uploader_main(void *arg)
                     next = db->lease_renew_at_ms;
             }
             if (db->q_head) {
-                if (db->retry_at_ms <= now) {
+                int64_t at = upload_hold_until_locked(db);
+                if (at < db->retry_at_ms)
+                    at = db->retry_at_ms;
+                if (at <= now) {
                     pick = db;
                     it = *db->q_head;
-                } else if (db->retry_at_ms < next) {
-                    next = db->retry_at_ms;
+                } else if (at < next) {
+                    next = at;
                 }
             }
             pthread_mutex_unlock(&db->mu);
@@ -2635,7 +2903,14 @@ static void *uploader_main(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         struct err e = {0};
-        int rc = upload_item(pick, &it, &e);
+        int rc;
+        struct item *run = NULL;
+        size_t n_run = 0;
+        if (it.kind == ITEM_SEG) {
+            rc = upload_seg_head(pick, &it, &run, &n_run, &e);
+        } else {
+            rc = upload_item(pick, &it, &e);
+        }
 
         pthread_mutex_lock(&r->mu);
         pick->busy = false;
@@ -2667,12 +2942,25 @@ static void *uploader_main(void *arg)
                     pick->q_tail = NULL;
                 free(h);
             }
+            for (size_t k = 1; k < n_run; k++) { /* the rest of a merged upload */
+                h = pick->q_head;
+                if (h && h->kind == ITEM_SEG && gen_id_eq(&h->gen, &run[k].gen) &&
+                    h->first == run[k].first && h->last == run[k].last) {
+                    pick->q_head = h->next;
+                    if (!pick->q_head)
+                        pick->q_tail = NULL;
+                    free(h);
+                }
+            }
+            for (size_t k = 0; k < n_run; k++) {
+                const struct item *x = &run[k];
+                if (pick->has_gen && gen_id_eq(&x->gen, &pick->gen) && x->last > pick->uploaded)
+                    pick->uploaded = x->last;
+                if (x->lsn_end > pick->lsn_uploaded)
+                    pick->lsn_uploaded = x->lsn_end;
+                pick->staged_bytes -= x->bytes < pick->staged_bytes ? x->bytes : pick->staged_bytes;
+            }
             if (it.kind == ITEM_SEG) {
-                if (pick->has_gen && gen_id_eq(&it.gen, &pick->gen) && it.last > pick->uploaded)
-                    pick->uploaded = it.last;
-                if (it.lsn_end > pick->lsn_uploaded)
-                    pick->lsn_uploaded = it.lsn_end;
-                pick->staged_bytes -= it.bytes < pick->staged_bytes ? it.bytes : pick->staged_bytes;
                 pick->n_batches++;
                 pick->last_upload_ms = now_ms();
                 pick->state_dirty = true;
@@ -2713,8 +3001,14 @@ static void *uploader_main(void *arg)
          * the same key (same bytes), never a new range. */
         if (rc == 0 && it.kind == ITEM_SEG)
             db_persist(pick);
-        if (rc == 0)
+        if (rc == 0 && it.kind == ITEM_SEG) {
+            /* the head (with the marker) last: see "merged uploads" */
+            for (size_t k = n_run; k-- > 0;)
+                item_done_cleanup(pick, &run[k]);
+        } else if (rc == 0) {
             item_done_cleanup(pick, &it);
+        }
+        free(run);
         if (started_outage)
             LOG_WARN("upload: failing db=%s gen=%s err=%s http=%d, retrying with backoff",
                      pick->name, fail_gen, e.msg, e.http_status);
@@ -3070,6 +3364,8 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
     for (struct repl_db *db = r->dbs; db; db = db->next) {
         pthread_mutex_lock(&db->mu);
         db->urgent = true;
+        if (db->hurry_lsn < db->lsn_committed)
+            db->hurry_lsn = db->lsn_committed;
         pthread_mutex_unlock(&db->mu);
     }
     pthread_cond_broadcast(&r->stage_cv);
@@ -3085,6 +3381,8 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
             if (!db_drained(db, db->lsn_committed)) {
                 stuck = db;
                 db->urgent = true;
+                if (db->hurry_lsn < db->lsn_committed)
+                    db->hurry_lsn = db->lsn_committed;
             }
             pthread_mutex_unlock(&db->mu);
         }
@@ -3104,8 +3402,10 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
                 db = db->next;
             }
         }
-        if (stuck)
+        if (stuck) {
             pthread_cond_broadcast(&r->stage_cv);
+            pthread_cond_broadcast(&r->work_cv);
+        }
         pthread_mutex_unlock(&r->mu);
         if (!stuck)
             return 0;

@@ -10,9 +10,11 @@
  * Pipeline: commit (decoder, caller's thread) -> staging: a stager thread copies committed
  *          frames (pread of the backing -wal) into segment files under
  *          <staging_dir>/<db dir>/<gen>/, whole transactions only, cut every batch_interval_ms
- *          or batch_max_frames frames -> uploader threads PUT each segment (compressed) as
+ *          or batch_max_frames frames -> uploader threads PUT the segments (compressed) as
  *          "<first>-<last>-<ts>.<ext>", in order per database, retrying with backoff forever
- *          while running -> the persisted "uploaded up to" watermark advances contiguously.
+ *          while running; the segments cut within one batch interval (a WAL restart cuts one,
+ *          many a second under load) go up together as one batch of at most batch_max_frames
+ *          -> the persisted "uploaded up to" watermark advances contiguously.
  *          .meta / .dep go before the first batch of a generation.
  *          A WAL restart (new header, frames from 1 again) continues the generation: its
  *          frames are numbered on and rechained onto the generation's checksum chain, unless

@@ -2,6 +2,7 @@
  * corrupt and truncated input. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,5 +235,54 @@ Test(compress, fd_helpers_round_trip)
         close(zfd);
     }
     close(fd);
+    free(src);
+}
+
+/* Many files as one stream (a merged batch): the concatenation comes back, each file read in
+ * turn; a missing file is an error naming it, not a shorter object. */
+Test(compress, files_helper_concatenates_and_fails_on_a_missing_file)
+{
+    enum { N_FILES = 40, PART = 70000 };
+    char dir[] = "/tmp/bfs-test-compress-files-XXXXXX";
+    char *paths[N_FILES];
+    uint8_t *src = sample((size_t)N_FILES * PART);
+    cr_assert_not_null(mkdtemp(dir));
+    for (int i = 0; i < N_FILES; i++) {
+        cr_assert_geq(asprintf(&paths[i], "%s/%03d.seg", dir, i), 0);
+        int fd = open(paths[i], O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        cr_assert_geq(fd, 0);
+        cr_assert_eq(write(fd, src + (size_t)i * PART, PART), (ssize_t)PART);
+        close(fd);
+    }
+    enum compression cs[] = {COMP_RAW, COMP_GZIP, COMP_ZSTD};
+    for (int i = 0; i < 3; i++) {
+        int zfd = -1;
+        uint64_t zlen = 0;
+        struct err err = {0};
+        struct buf back;
+        cr_assert_eq(compress_files_to_tmpfile(cs[i], 0, (const char *const *)paths, N_FILES,
+                                               "/tmp", &zfd, &zlen, &err),
+                     0, "%s", err.msg);
+        buf_init(&back, 8u << 20);
+        cr_assert_eq(decompress_fd(cs[i], zfd, sink_buf, &back, &err), 0, "%s", err.msg);
+        cr_assert_eq(back.len, (size_t)N_FILES * PART);
+        cr_assert(memcmp(back.data, src, back.len) == 0);
+        buf_free(&back);
+        close(zfd);
+    }
+    unlink(paths[17]);
+    int zfd = -1;
+    uint64_t zlen = 0;
+    struct err err = {0};
+    cr_assert_eq(compress_files_to_tmpfile(COMP_ZSTD, 0, (const char *const *)paths, N_FILES,
+                                           "/tmp", &zfd, &zlen, &err),
+                 ENOENT);
+    cr_expect(strstr(err.msg, "017.seg") != NULL, "%s", err.msg);
+    cr_expect_eq(zfd, -1);
+    for (int i = 0; i < N_FILES; i++) {
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    rmdir(dir);
     free(src);
 }

@@ -799,6 +799,99 @@ Test(replicator, killed_writer_loses_nothing_and_uploads_once, .timeout = 180)
     fx_finish(&f);
 }
 
+static void add_merge_marker(const char *path, const char *name, const struct stat *sb,
+                             void *arg)
+{
+    size_t l = strlen(name);
+    (void)path;
+    (void)sb;
+    if (l > 6 && strcmp(name + l - 6, ".merge") == 0)
+        (*(int *)arg)++;
+}
+
+/* Merge markers (<gen>/<first>-<last>-<ts>.merge) under dir. */
+static int merge_markers(const char *dir)
+{
+    int n = 0;
+    walk_files(dir, add_merge_marker, &n);
+    return n;
+}
+
+/* Single-row commits with a checkpoint every 16 pages: a WAL restart, and so a staged
+ * segment, every ~16 commits (n rows: about n / 16 segments). */
+static void insert_with_restarts(sqlite3 *db, int n)
+{
+    sql(db, "PRAGMA synchronous=NORMAL");
+    sql(db, "PRAGMA wal_autocheckpoint=16");
+    sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    insert_rows(db, 1, n, 100);
+}
+
+/* A WAL restart cuts a segment; under load that is many a second, but a batch goes up at most
+ * once per batch interval: the segments cut within one interval are sent as one object. */
+Test(replicator, wal_restarts_under_load_make_one_batch_per_interval, .timeout = 120)
+{
+    if (!have_s3()) {
+        cr_skip_test("LIBSQL_BOTTOMLESS_ENDPOINT not set");
+    }
+    struct fx f;
+    struct err e = {0};
+    fx_init(&f, "merge");
+    fx_start(&f, 1000, 10000, false);
+    sqlite3 *db = db_open_shim(f.db_path);
+    time_t t0 = time(NULL);
+    insert_with_restarts(db, 2000);
+    time_t t1 = time(NULL);
+    cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
+    struct repl_db_status st;
+    repl_db_status(g_db, &st);
+    size_t n_gens = 0;
+    size_t n = check_batches(&f, &n_gens, NULL, NULL);
+    cr_expect_eq(n_gens, 1u, "generations %zu", n_gens);
+    cr_expect_geq(st.last_uploaded_frame, 2000u, "frames %u", st.last_uploaded_frame);
+    /* ~125 segments were cut; one batch per started second of writing, one for the flush */
+    cr_expect_leq(n, (size_t)(t1 - t0) + 2, "%zu batches for %ld s of writes", n,
+                  (long)(t1 - t0));
+    cr_expect_eq(merge_markers(f.staging), 0, "a merge marker is left after the flush");
+    restore_and_compare(&f, 2000);
+    sqlite3_close(db);
+    fx_finish(&f);
+}
+
+/* Killed while (or just after) a merged batch goes up: the restart sends the same range under
+ * the same key again (its marker), never an overlapping one, and the bucket restores exactly. */
+Test(replicator, killed_during_a_merged_upload_resends_the_same_batch, .timeout = 180)
+{
+    if (!have_s3()) {
+        cr_skip_test("LIBSQL_BOTTOMLESS_ENDPOINT not set");
+    }
+    struct fx f;
+    struct err e = {0};
+    fx_init(&f, "mergekill");
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        fx_start(&f, 1000, 10000, false);
+        sqlite3 *db = db_open_shim(f.db_path);
+        insert_with_restarts(db, 1500);
+        for (int i = 0; i < 20000 && merge_markers(f.staging) == 0; i++)
+            usleep(500); /* polled: the kill must land right at the marker */
+        raise(SIGKILL);
+        _exit(3);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    cr_expect_eq(merge_markers(f.staging), 1, "the child was killed before any merge");
+    fx_reopen_s3(&f);
+    fx_start(&f, 1000, 10000, false);
+    cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
+    cr_expect_eq(merge_markers(f.staging), 0, "a merge marker is left after the flush");
+    check_batches(&f, NULL, NULL, NULL); /* contiguous, no overlap */
+    restore_and_compare(&f, 1500);
+    fx_finish(&f);
+}
+
 Test(replicator, durable_fsync_returns_after_the_batch_is_in_s3, .timeout = 120)
 {
     if (!have_s3()) {
