@@ -235,6 +235,30 @@ static void merge_name(uint32_t first, uint32_t last, uint64_t ts, char *out, si
     snprintf(out, cap, "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".merge", first, last, ts);
 }
 
+/* A flush or a durable fsync waits for lsn (mu held): cut now, and upload without holding
+ * for a merged batch (see "merged uploads"). */
+static void db_hurry_locked(struct repl_db *db, uint64_t lsn)
+{
+    db->urgent = true;
+    if (db->hurry_lsn < lsn)
+        db->hurry_lsn = lsn;
+}
+
+/* Unlinks the staged segment x in its generation directory gdir and, for the head of a
+ * merged upload, its marker after it (see "merged uploads"). */
+static void seg_files_unlink(const char *gdir, const struct item *x)
+{
+    char p[REPL_PATH_MAX], nm[80];
+    seg_name(x->first, x->last, x->ts, nm, sizeof(nm));
+    if (path_join(p, sizeof(p), gdir, nm) == 0)
+        unlink(p);
+    if (x->merge_last) {
+        merge_name(x->first, x->merge_last, x->merge_ts, nm, sizeof(nm));
+        if (path_join(p, sizeof(p), gdir, nm) == 0)
+            unlink(p);
+    }
+}
+
 static void db_set_error(struct repl_db *db, const struct err *e)
 {
     /* mu held */
@@ -1313,7 +1337,6 @@ static struct item *range_item_new(const char *nm, const char *ext, const struct
 static void rebuild_merges(const char *gdir, struct item **segs, size_t *n_segs,
                            const struct item *marks)
 {
-    char p[REPL_PATH_MAX], nm[80];
     for (const struct item *m = marks; m; m = m->next) {
         size_t k0 = 0, k = 0;
         while (k0 < *n_segs && segs[k0]->first < m->first)
@@ -1332,15 +1355,14 @@ static void rebuild_merges(const char *gdir, struct item **segs, size_t *n_segs,
         for (size_t r = 0; r < *n_segs; r++) {
             struct item *x = segs[r];
             if (x->first >= m->first && x->last <= m->merge_last) {
-                seg_name(x->first, x->last, x->ts, nm, sizeof(nm));
-                if (path_join(p, sizeof(p), gdir, nm) == 0)
-                    unlink(p);
+                seg_files_unlink(gdir, x);
                 free(x);
                 continue;
             }
             segs[w++] = x;
         }
         *n_segs = w;
+        char p[REPL_PATH_MAX], nm[80];
         merge_name(m->first, m->merge_last, m->merge_ts, nm, sizeof(nm));
         if (path_join(p, sizeof(p), gdir, nm) == 0)
             unlink(p);
@@ -1467,16 +1489,7 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
         item_free_list(marks);
         for (size_t k = 0; k < n_segs; k++) {
             if (has_cur && gen_id_eq(&gens[i], cur) && segs[k]->last <= db->st.uploaded) {
-                char p[REPL_PATH_MAX], nm[80];
-                seg_name(segs[k]->first, segs[k]->last, segs[k]->ts, nm, sizeof(nm));
-                if (path_join(p, sizeof(p), gdir, nm) == 0)
-                    unlink(p); /* uploaded before the crash */
-                if (segs[k]->merge_last) {
-                    merge_name(segs[k]->first, segs[k]->merge_last, segs[k]->merge_ts, nm,
-                               sizeof(nm));
-                    if (path_join(p, sizeof(p), gdir, nm) == 0)
-                        unlink(p);
-                }
+                seg_files_unlink(gdir, segs[k]); /* uploaded before the crash */
                 free(segs[k]);
                 continue;
             }
@@ -1837,9 +1850,7 @@ int repl_wal_fsync(struct repl_db *db)
     int64_t deadline = now_ms() + r->conf.durable_timeout_ms;
     pthread_mutex_lock(&db->mu);
     uint64_t target = db->lsn_committed;
-    db->urgent = true;
-    if (db->hurry_lsn < target)
-        db->hurry_lsn = target;
+    db_hurry_locked(db, target);
     pthread_mutex_unlock(&db->mu);
     pthread_mutex_lock(&r->mu);
     pthread_cond_signal(&r->stage_cv);
@@ -2147,6 +2158,13 @@ static int upload_small(struct repl_db *db, const char *key, const char *path, s
     return rc;
 }
 
+/* Whether a and b are the same queued object. */
+static bool same_item(const struct item *a, const struct item *b)
+{
+    return a->kind == b->kind && gen_id_eq(&a->gen, &b->gen) && a->first == b->first &&
+           a->last == b->last;
+}
+
 /* ---- merged uploads -------------------------------------------------------------------------
  * A segment is cut at every WAL restart (the gate must stage the old WAL's frames before SQLite
  * overwrites them), and under load SQLite restarts its WAL many times a second: 40 a second
@@ -2166,19 +2184,24 @@ static int upload_small(struct repl_db *db, const char *key, const char *path, s
  * segments are not all there means the PUT succeeded, and db_rebuild_queue deletes the rest. */
 
 /* The segments that go up with the head item h (mu held), at most cap: their count, copied
- * into run unless it is NULL; *last_out / *ts_out name the object. */
+ * into run unless it is NULL; *last_out / *ts_out name the object; *full_out: the run cannot
+ * grow (batch_max_frames or cap reached, or the next segment would pass them). */
 static size_t seg_run_locked(const struct repl_db *db, const struct item *h, struct item *run,
-                             size_t cap, uint32_t *last_out, uint64_t *ts_out)
+                             size_t cap, uint32_t *last_out, uint64_t *ts_out, bool *full_out)
 {
     uint32_t max = db->r->conf.batch_max_frames ? db->r->conf.batch_max_frames : 1;
     uint32_t last = h->last;
     uint64_t ts = h->ts;
     size_t n = 0;
+    bool full = false;
     for (const struct item *x = h; x && n < cap; x = x->next) {
         if (x != h && (x->kind != ITEM_SEG || !gen_id_eq(&x->gen, &h->gen) ||
-                       x->first != last + 1 ||
-                       (h->merge_last ? x->last > h->merge_last : x->last - h->first + 1 > max)))
+                       x->first != last + 1))
             break;
+        if (x != h && (h->merge_last ? x->last > h->merge_last : x->last - h->first + 1 > max)) {
+            full = true;
+            break;
+        }
         if (run) {
             run[n] = *x;
             run[n].next = NULL;
@@ -2188,6 +2211,7 @@ static size_t seg_run_locked(const struct repl_db *db, const struct item *h, str
         if (x->ts > ts)
             ts = x->ts;
     }
+    *full_out = full || n == cap || last - h->first + 1 >= max;
     if (h->merge_last) {
         /* the marker's range (db_rebuild_queue checked that its segments are all queued) */
         last = h->merge_last;
@@ -2208,18 +2232,11 @@ static int64_t upload_hold_until_locked(const struct repl_db *db)
     if (!h || h->kind != ITEM_SEG || h->merge_last || h->commit_ms == 0 || db->retired ||
         (db->hurry_lsn > db->lsn_uploaded && db->hurry_lsn <= db->lsn_committed))
         return 0;
-    uint32_t max = db->r->conf.batch_max_frames ? db->r->conf.batch_max_frames : 1;
-    uint32_t last = h->last;
-    size_t n = 1;
-    for (const struct item *x = h->next; x && x->kind == ITEM_SEG && n < REPL_RUN_MAX;
-         x = x->next, n++) {
-        if (!gen_id_eq(&x->gen, &h->gen) || x->first != last + 1)
-            break;
-        last = x->last;
-    }
-    if (last - h->first + 1 >= max || n >= REPL_RUN_MAX)
-        return 0;
-    return h->commit_ms + (int64_t)db->r->conf.batch_interval_ms;
+    uint32_t last;
+    uint64_t ts;
+    bool full;
+    seg_run_locked(db, h, NULL, REPL_RUN_MAX, &last, &ts, &full);
+    return full ? 0 : h->commit_ms + (int64_t)db->r->conf.batch_interval_ms;
 }
 
 /* Makes the marker of a merged upload durable (see "merged uploads"). */
@@ -2729,90 +2746,27 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     return rc;
 }
 
-static int upload_item(struct repl_db *db, const struct item *it, struct err *err)
-{
-    char key[LAYOUT_KEY_MAX], path[REPL_PATH_MAX];
-    int rc = 0;
-
-    switch (it->kind) {
-    case ITEM_LEASE:
-        return lease_renew(db, err);
-    case ITEM_VERIFY:
-        return upload_verify(db, it, err);
-    case ITEM_TOMBSTONE:
-        if (layout_key_tombstone(db->name, key) != 0 ||
-            path_join(path, sizeof(path), db->dir, "tombstone") != 0)
-            return ERR(err, ENAMETOOLONG, "replicator: tombstone key too long");
-        return upload_small(db, key, path, LAYOUT_TOMBSTONE_BYTES, err);
-    case ITEM_DEP:
-        if (layout_key_dep(db->name, &it->gen, key) != 0 ||
-            gen_path(db, &it->gen, ".dep", path, sizeof(path)) != 0)
-            return ERR(err, ENAMETOOLONG, "replicator: key too long");
-        return upload_small(db, key, path, LAYOUT_DEP_BYTES, err);
-    case ITEM_META:
-        if (layout_key_meta(db->name, &it->gen, key) != 0 ||
-            gen_path(db, &it->gen, ".meta", path, sizeof(path)) != 0)
-            return ERR(err, ENAMETOOLONG, "replicator: key too long");
-        return upload_small(db, key, path, LAYOUT_META_BYTES, err);
-    case ITEM_SEG:
-        return upload_run(db, it, 1, it->last, it->ts, err);
-    }
-    return rc;
-}
-
-static void item_done_cleanup(struct repl_db *db, const struct item *it)
-{
-    char path[REPL_PATH_MAX], name[80];
-    switch (it->kind) {
-    case ITEM_VERIFY:
-    case ITEM_LEASE:
-        return;
-    case ITEM_TOMBSTONE:
-        if (path_join(path, sizeof(path), db->dir, "tombstone") == 0)
-            unlink(path);
-        return;
-    case ITEM_DEP:
-        if (gen_path(db, &it->gen, ".dep", path, sizeof(path)) == 0)
-            unlink(path);
-        return;
-    case ITEM_META:
-        if (gen_path(db, &it->gen, ".meta", path, sizeof(path)) == 0)
-            unlink(path);
-        return;
-    case ITEM_SEG:
-        seg_name(it->first, it->last, it->ts, name, sizeof(name));
-        if (gen_path(db, &it->gen, name, path, sizeof(path)) == 0)
-            unlink(path);
-        if (it->merge_last) {
-            merge_name(it->first, it->merge_last, it->merge_ts, name, sizeof(name));
-            if (gen_path(db, &it->gen, name, path, sizeof(path)) == 0)
-                unlink(path);
-        }
-        return;
-    }
-}
-
 /* Uploads the segment item it (a copy of db's queue head) with the segments merged with it
  * (see "merged uploads"), writing the marker first when it merges more than itself. *run_out
  * (malloc'ed, *n_out entries, the head first with its merge fields set) are the items sent. */
-static int upload_seg_head(struct repl_db *db, struct item *it, struct item **run_out,
+static int upload_seg_head(struct repl_db *db, const struct item *it, struct item **run_out,
                            size_t *n_out, struct err *err)
 {
     struct item *run = NULL;
     uint32_t last = it->last;
     uint64_t ts = it->ts;
     size_t n = 0;
+    bool full;
     *run_out = NULL;
     *n_out = 0;
     /* counted, then copied, in one hold of mu: sized to the run, usually a few segments */
     pthread_mutex_lock(&db->mu);
     const struct item *h = db->q_head;
-    if (h && h->kind == ITEM_SEG && gen_id_eq(&h->gen, &it->gen) && h->first == it->first &&
-        h->last == it->last)
-        n = seg_run_locked(db, h, NULL, REPL_RUN_MAX, &last, &ts);
+    if (h && same_item(h, it))
+        n = seg_run_locked(db, h, NULL, REPL_RUN_MAX, &last, &ts, &full);
     run = malloc((n ? n : 1) * sizeof(*run));
     if (run && n)
-        n = seg_run_locked(db, h, run, n, &last, &ts);
+        n = seg_run_locked(db, h, run, n, &last, &ts, &full);
     pthread_mutex_unlock(&db->mu);
     if (!run)
         return ERR(err, ENOMEM, "replicator: out of memory");
@@ -2843,8 +2797,7 @@ static int upload_seg_head(struct repl_db *db, struct item *it, struct item **ru
             run[0].merge_ts = ts;
             pthread_mutex_lock(&db->mu);
             struct item *q = db->q_head;
-            if (q && q->kind == ITEM_SEG && gen_id_eq(&q->gen, &run[0].gen) &&
-                q->first == run[0].first && q->last == run[0].last) {
+            if (q && same_item(q, &run[0])) {
                 q->merge_last = last;
                 q->merge_ts = ts;
             }
@@ -2853,6 +2806,68 @@ static int upload_seg_head(struct repl_db *db, struct item *it, struct item **ru
     }
     *n_out = n;
     return upload_run(db, run, n, last, ts, err);
+}
+
+/* Uploads the queue head it (a copy). *run_out / *n_out: for a segment, the segments sent
+ * (upload_seg_head; the caller frees *run_out), else NULL / 0. */
+static int upload_item(struct repl_db *db, const struct item *it, struct item **run_out,
+                       size_t *n_out, struct err *err)
+{
+    char key[LAYOUT_KEY_MAX], path[REPL_PATH_MAX];
+    int rc = 0;
+
+    *run_out = NULL;
+    *n_out = 0;
+    switch (it->kind) {
+    case ITEM_LEASE:
+        return lease_renew(db, err);
+    case ITEM_VERIFY:
+        return upload_verify(db, it, err);
+    case ITEM_TOMBSTONE:
+        if (layout_key_tombstone(db->name, key) != 0 ||
+            path_join(path, sizeof(path), db->dir, "tombstone") != 0)
+            return ERR(err, ENAMETOOLONG, "replicator: tombstone key too long");
+        return upload_small(db, key, path, LAYOUT_TOMBSTONE_BYTES, err);
+    case ITEM_DEP:
+        if (layout_key_dep(db->name, &it->gen, key) != 0 ||
+            gen_path(db, &it->gen, ".dep", path, sizeof(path)) != 0)
+            return ERR(err, ENAMETOOLONG, "replicator: key too long");
+        return upload_small(db, key, path, LAYOUT_DEP_BYTES, err);
+    case ITEM_META:
+        if (layout_key_meta(db->name, &it->gen, key) != 0 ||
+            gen_path(db, &it->gen, ".meta", path, sizeof(path)) != 0)
+            return ERR(err, ENAMETOOLONG, "replicator: key too long");
+        return upload_small(db, key, path, LAYOUT_META_BYTES, err);
+    case ITEM_SEG:
+        return upload_seg_head(db, it, run_out, n_out, err);
+    }
+    return rc;
+}
+
+static void item_done_cleanup(struct repl_db *db, const struct item *it)
+{
+    char path[REPL_PATH_MAX];
+    switch (it->kind) {
+    case ITEM_VERIFY:
+    case ITEM_LEASE:
+        return;
+    case ITEM_TOMBSTONE:
+        if (path_join(path, sizeof(path), db->dir, "tombstone") == 0)
+            unlink(path);
+        return;
+    case ITEM_DEP:
+        if (gen_path(db, &it->gen, ".dep", path, sizeof(path)) == 0)
+            unlink(path);
+        return;
+    case ITEM_META:
+        if (gen_path(db, &it->gen, ".meta", path, sizeof(path)) == 0)
+            unlink(path);
+        return;
+    case ITEM_SEG:
+        if (gen_path(db, &it->gen, NULL, path, sizeof(path)) == 0)
+            seg_files_unlink(path, it);
+        return;
+    }
 }
 
 static void *uploader_main(void *arg)
@@ -2903,14 +2918,12 @@ static void *uploader_main(void *arg)
         pthread_mutex_unlock(&r->mu);
 
         struct err e = {0};
-        int rc;
         struct item *run = NULL;
         size_t n_run = 0;
-        if (it.kind == ITEM_SEG) {
-            rc = upload_seg_head(pick, &it, &run, &n_run, &e);
-        } else {
-            rc = upload_item(pick, &it, &e);
-        }
+        int rc = upload_item(pick, &it, &run, &n_run, &e);
+        /* what went up: a merged batch's segments, else the item itself */
+        const struct item *sent = run ? run : &it;
+        size_t n_sent = run ? n_run : 1;
 
         pthread_mutex_lock(&r->mu);
         pick->busy = false;
@@ -2933,34 +2946,28 @@ static void *uploader_main(void *arg)
             continue; /* r->mu held, as at the top of the loop */
         }
         if (rc == 0) {
-            /* Pop the item if it is still the head (a retire may have dropped the queue). */
-            struct item *h = pick->q_head;
-            if (h && h->kind == it.kind && gen_id_eq(&h->gen, &it.gen) && h->first == it.first &&
-                h->last == it.last) {
-                pick->q_head = h->next;
-                if (!pick->q_head)
-                    pick->q_tail = NULL;
-                free(h);
-            }
-            for (size_t k = 1; k < n_run; k++) { /* the rest of a merged upload */
-                h = pick->q_head;
-                if (h && h->kind == ITEM_SEG && gen_id_eq(&h->gen, &run[k].gen) &&
-                    h->first == run[k].first && h->last == run[k].last) {
+            /* Pop what was sent while it is still the head (a retire may have dropped the
+             * queue). */
+            for (size_t k = 0; k < n_sent; k++) {
+                struct item *h = pick->q_head;
+                if (h && same_item(h, &sent[k])) {
                     pick->q_head = h->next;
                     if (!pick->q_head)
                         pick->q_tail = NULL;
                     free(h);
                 }
             }
-            for (size_t k = 0; k < n_run; k++) {
-                const struct item *x = &run[k];
-                if (pick->has_gen && gen_id_eq(&x->gen, &pick->gen) && x->last > pick->uploaded)
-                    pick->uploaded = x->last;
-                if (x->lsn_end > pick->lsn_uploaded)
-                    pick->lsn_uploaded = x->lsn_end;
-                pick->staged_bytes -= x->bytes < pick->staged_bytes ? x->bytes : pick->staged_bytes;
-            }
             if (it.kind == ITEM_SEG) {
+                for (size_t k = 0; k < n_sent; k++) {
+                    const struct item *x = &sent[k];
+                    if (pick->has_gen && gen_id_eq(&x->gen, &pick->gen) &&
+                        x->last > pick->uploaded)
+                        pick->uploaded = x->last;
+                    if (x->lsn_end > pick->lsn_uploaded)
+                        pick->lsn_uploaded = x->lsn_end;
+                    pick->staged_bytes -=
+                        x->bytes < pick->staged_bytes ? x->bytes : pick->staged_bytes;
+                }
                 pick->n_batches++;
                 pick->last_upload_ms = now_ms();
                 pick->state_dirty = true;
@@ -3001,13 +3008,9 @@ static void *uploader_main(void *arg)
          * the same key (same bytes), never a new range. */
         if (rc == 0 && it.kind == ITEM_SEG)
             db_persist(pick);
-        if (rc == 0 && it.kind == ITEM_SEG) {
-            /* the head (with the marker) last: see "merged uploads" */
-            for (size_t k = n_run; k-- > 0;)
-                item_done_cleanup(pick, &run[k]);
-        } else if (rc == 0) {
-            item_done_cleanup(pick, &it);
-        }
+        /* in reverse: a merged batch's head (with the marker) last, see "merged uploads" */
+        for (size_t k = n_sent; rc == 0 && k-- > 0;)
+            item_done_cleanup(pick, &sent[k]);
         free(run);
         if (started_outage)
             LOG_WARN("upload: failing db=%s gen=%s err=%s http=%d, retrying with backoff",
@@ -3363,9 +3366,7 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
     pthread_mutex_lock(&r->mu);
     for (struct repl_db *db = r->dbs; db; db = db->next) {
         pthread_mutex_lock(&db->mu);
-        db->urgent = true;
-        if (db->hurry_lsn < db->lsn_committed)
-            db->hurry_lsn = db->lsn_committed;
+        db_hurry_locked(db, db->lsn_committed);
         pthread_mutex_unlock(&db->mu);
     }
     pthread_cond_broadcast(&r->stage_cv);
@@ -3380,9 +3381,7 @@ int repl_flush(struct replicator *r, uint32_t timeout_ms, struct err *err)
             pthread_mutex_lock(&db->mu);
             if (!db_drained(db, db->lsn_committed)) {
                 stuck = db;
-                db->urgent = true;
-                if (db->hurry_lsn < db->lsn_committed)
-                    db->hurry_lsn = db->lsn_committed;
+                db_hurry_locked(db, db->lsn_committed);
             }
             pthread_mutex_unlock(&db->mu);
         }

@@ -763,6 +763,37 @@ Test(replicator, commits_are_copied_ahead_of_the_cut, .timeout = 120)
     fx_finish(&f);
 }
 
+/* Runs child(f) in a forked process that then SIGKILLs itself (a crash right there), and
+ * gives the parent's f a new S3 client (the child's connections died with it). */
+static void fx_run_killed(struct fx *f, void (*child)(struct fx *))
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        child(f);
+        raise(SIGKILL);
+        _exit(3);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    fx_reopen_s3(f);
+}
+
+/* Batches every 300 ms; the kill lands at a random moment of a write loop. */
+static void write_3000_rows(struct fx *f)
+{
+    fx_start(f, 300, 50, false);
+    sqlite3 *db = db_open_shim(f->db_path);
+    sql(db, "PRAGMA synchronous=NORMAL");
+    sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
+    for (int i = 1; i <= 3000; i++) {
+        insert_rows(db, i, 1, 200);
+        if (i == 1500)
+            sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    }
+}
+
 Test(replicator, killed_writer_loses_nothing_and_uploads_once, .timeout = 180)
 {
     if (!have_s3()) {
@@ -771,26 +802,7 @@ Test(replicator, killed_writer_loses_nothing_and_uploads_once, .timeout = 180)
     struct fx f;
     struct err e = {0};
     fx_init(&f, "crash");
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        /* child: batches every 300 ms, killed at a random moment of a write loop */
-        fx_start(&f, 300, 50, false);
-        sqlite3 *db = db_open_shim(f.db_path);
-        sql(db, "PRAGMA synchronous=NORMAL");
-        sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
-        for (int i = 1; i <= 3000; i++) {
-            insert_rows(db, i, 1, 200);
-            if (i == 1500)
-                sql(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-        }
-        raise(SIGKILL);
-        _exit(3);
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
-    fx_reopen_s3(&f);
+    fx_run_killed(&f, write_3000_rows);
     /* restart: the replicator finds the staging and the -wal and finishes the job */
     fx_start(&f, 300, 50, false);
     cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
@@ -858,6 +870,17 @@ Test(replicator, wal_restarts_under_load_make_one_batch_per_interval, .timeout =
     fx_finish(&f);
 }
 
+/* Writes with WAL restarts and returns as soon as a merge marker appears: the kill must land
+ * right at it. */
+static void write_until_a_merge(struct fx *f)
+{
+    fx_start(f, 1000, 10000, false);
+    sqlite3 *db = db_open_shim(f->db_path);
+    insert_with_restarts(db, 1500);
+    for (int i = 0; i < 20000 && merge_markers(f->staging) == 0; i++)
+        usleep(500); /* polled */
+}
+
 /* Killed while (or just after) a merged batch goes up: the restart sends the same range under
  * the same key again (its marker), never an overlapping one, and the bucket restores exactly. */
 Test(replicator, killed_during_a_merged_upload_resends_the_same_batch, .timeout = 180)
@@ -868,22 +891,8 @@ Test(replicator, killed_during_a_merged_upload_resends_the_same_batch, .timeout 
     struct fx f;
     struct err e = {0};
     fx_init(&f, "mergekill");
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        fx_start(&f, 1000, 10000, false);
-        sqlite3 *db = db_open_shim(f.db_path);
-        insert_with_restarts(db, 1500);
-        for (int i = 0; i < 20000 && merge_markers(f.staging) == 0; i++)
-            usleep(500); /* polled: the kill must land right at the marker */
-        raise(SIGKILL);
-        _exit(3);
-    }
-    int status = 0;
-    cr_assert_eq(waitpid(pid, &status, 0), pid);
-    cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
+    fx_run_killed(&f, write_until_a_merge);
     cr_expect_eq(merge_markers(f.staging), 1, "the child was killed before any merge");
-    fx_reopen_s3(&f);
     fx_start(&f, 1000, 10000, false);
     cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
     cr_expect_eq(merge_markers(f.staging), 0, "a merge marker is left after the flush");
