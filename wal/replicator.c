@@ -136,6 +136,11 @@ struct repl_db {
     uint32_t pre_ck[2];
     bool pre_dirty;     /* written since its last fdatasync */
     uint64_t pre_total; /* frames ever copied (progress of pre_copy) */
+    /* pre_extend's buffer, kept while the db lives (stage_mu): a fresh 1 MiB malloc per copy
+     * is an mmap whose pages the kernel faults in and zeroes each time, hundreds of times a
+     * second under load. */
+    uint8_t *copy_buf;
+    size_t copy_cap;
     uint32_t staged_ck[2];
     uint32_t *cuts; /* commit ends to cut batches at (batch_max_frames) */
     size_t n_cuts, cap_cuts;
@@ -618,10 +623,20 @@ static uint32_t copied_upto_locked(struct repl_db *db)
     return copied > db->staged ? copied : db->staged;
 }
 
-/* A buffer for copying whole frames of page size ps in chunks (pre_extend). */
-static uint8_t *copy_buf_new(uint32_t ps)
+/* The buffer for copying whole frames of page size ps in chunks (pre_extend); stage_mu held.
+ * NULL when out of memory. */
+static uint8_t *copy_buf_get(struct repl_db *db, uint32_t ps)
 {
-    return malloc(REPL_COPY_CHUNK > wal_frame_size(ps) ? REPL_COPY_CHUNK : wal_frame_size(ps));
+    size_t want = REPL_COPY_CHUNK > wal_frame_size(ps) ? REPL_COPY_CHUNK : wal_frame_size(ps);
+    if (db->copy_cap < want) {
+        uint8_t *b = malloc(want);
+        if (!b)
+            return NULL;
+        free(db->copy_buf);
+        db->copy_buf = b;
+        db->copy_cap = want;
+    }
+    return db->copy_buf;
 }
 
 /* Drops the copy (stage_mu held). unlink: its file too (else it was renamed). */
@@ -766,7 +781,7 @@ static bool pre_copy(struct repl_db *db)
     pthread_mutex_unlock(&db->mu);
     if (!go)
         return false;
-    uint8_t *buf = copy_buf_new(c.gh.page_size);
+    uint8_t *buf = copy_buf_get(db, c.gh.page_size);
     if (!buf)
         return false;
     uint64_t before = db->pre_total;
@@ -780,7 +795,6 @@ static bool pre_copy(struct repl_db *db)
         __atomic_store_n(&db->pre_upto, db->pre_to, __ATOMIC_RELAXED);
         copied = db->pre_total > before;
     }
-    free(buf);
     return copied;
 }
 
@@ -821,7 +835,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
         pre_path(db, &g, from, tmp, sizeof(tmp)) != 0)
         return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
-    buf = copy_buf_new(ps);
+    buf = copy_buf_get(db, ps);
     if (!buf)
         return ERR(err, ENOMEM, "replicator: out of memory");
     if ((rc = pre_extend(db, &c, to, buf, err)) != 0)
@@ -883,7 +897,6 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     wake_uploaders(db->r);
     rc = 1;
 out:
-    free(buf);
     return rc;
 }
 
@@ -1233,6 +1246,7 @@ static void db_free(struct repl_db *db)
         close(db->pre_fd); /* its file stays: the next start deletes *.tmp */
     item_free_list(db->q_head);
     free(db->cuts);
+    free(db->copy_buf);
     free(db->name);
     free(db->db_path);
     free(db->wal_path);
