@@ -136,9 +136,10 @@ struct repl_db {
     uint32_t pre_ck[2];
     bool pre_dirty;     /* written since its last fdatasync */
     uint64_t pre_total; /* frames ever copied (progress of pre_copy) */
-    /* pre_extend's buffer, kept while the db lives (stage_mu): a fresh 1 MiB malloc per copy
-     * is an mmap whose pages the kernel faults in and zeroes each time, hundreds of times a
-     * second under load. */
+    /* pre_extend's buffer (stage_mu), kept while the db has frames to stage: a fresh 1 MiB
+     * malloc per copy is an mmap whose pages the kernel faults in and zeroes each time,
+     * hundreds of times a second under load. Freed when the stager's cut leaves nothing
+     * pending or the -wal goes, so idle databases hold none. */
     uint8_t *copy_buf;
     size_t copy_cap;
     uint32_t staged_ck[2];
@@ -639,6 +640,14 @@ static uint8_t *copy_buf_get(struct repl_db *db, uint32_t ps)
     return db->copy_buf;
 }
 
+/* Frees the copy buffer of a database with nothing left to copy (stage_mu held). */
+static void copy_buf_release(struct repl_db *db)
+{
+    free(db->copy_buf);
+    db->copy_buf = NULL;
+    db->copy_cap = 0;
+}
+
 /* Drops the copy (stage_mu held). unlink: its file too (else it was renamed). */
 static void pre_reset(struct repl_db *db, bool unlink_file)
 {
@@ -874,7 +883,9 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     it->bytes = len;
     it->commit_ms = commit_ms;
     pthread_mutex_lock(&db->mu);
+    bool caught_up = false;
     if (gen_id_eq(&g, &db->gen)) {
+        caught_up = db->committed <= to;
         db->staged = to;
         db->staged_ck[0] = ck[0];
         db->staged_ck[1] = ck[1];
@@ -895,6 +906,8 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     q_push(db, it);
     pthread_mutex_unlock(&db->mu);
     wake_uploaders(db->r);
+    if (caught_up && !sync_gate) /* the stager's cut: the next copy may be far off */
+        copy_buf_release(db);
     rc = 1;
 out:
     return rc;
@@ -1848,6 +1861,7 @@ void repl_wal_unlinked(struct repl_db *db)
     db->wal_fd = -1;
     gen_close_locked(db);
     pthread_mutex_unlock(&db->mu);
+    copy_buf_release(db);
     pthread_mutex_unlock(&db->stage_mu);
     if (fd >= 0)
         close(fd);
