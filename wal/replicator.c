@@ -812,9 +812,8 @@ static bool pre_copy(struct repl_db *db)
 static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
 {
     char path[REPL_PATH_MAX], tmp[REPL_PATH_MAX], name[80];
-    uint8_t *buf = NULL;
     struct pre_ctx c;
-    int rc = 0;
+    int rc;
 
     pthread_mutex_lock(&db->mu);
     if (!db->gen_open || db->committed <= db->staged || db->wal_fd < 0) {
@@ -844,11 +843,11 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
         pre_path(db, &g, from, tmp, sizeof(tmp)) != 0)
         return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
-    buf = copy_buf_get(db, ps);
+    uint8_t *buf = copy_buf_get(db, ps);
     if (!buf)
         return ERR(err, ENOMEM, "replicator: out of memory");
     if ((rc = pre_extend(db, &c, to, buf, err)) != 0)
-        goto out;
+        return rc;
     uint32_t ck[2] = {db->pre_ck[0], db->pre_ck[1]};
     /* Crash safety: the segment's bytes (and, for the first batch of a generation, its
      * .meta/.dep) are on disk before its name appears; the directory entry is made durable
@@ -857,7 +856,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (db->pre_dirty && fdatasync(db->pre_fd) != 0) {
         rc = ERR(err, errno, "replicator: fsync %s: %s", tmp, errno_name(errno));
         pre_reset(db, true);
-        goto out;
+        return rc;
     }
     db->pre_dirty = false;
     if (from == 1)
@@ -865,17 +864,17 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (rename(tmp, path) != 0) {
         rc = ERR(err, errno, "replicator: rename %s: %s", path, errno_name(errno));
         pre_reset(db, true);
-        goto out;
+        return rc;
     }
     pre_reset(db, false);
     if (!sync_gate && fileio_fsync_parent(path, err) != 0) {
         rc = err && err->code ? err->code : EIO;
-        goto out;
+        return rc;
     }
     struct item *it = item_new(ITEM_SEG, &g);
     if (!it) {
         rc = ERR(err, ENOMEM, "replicator: out of memory");
-        goto out;
+        return rc;
     }
     it->first = from;
     it->last = to;
@@ -908,9 +907,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     wake_uploaders(db->r);
     if (caught_up && !sync_gate) /* the stager's cut: the next copy may be far off */
         copy_buf_release(db);
-    rc = 1;
-out:
-    return rc;
+    return 1;
 }
 
 /* Stages everything committed now (stage_mu taken here). For the hot-path gate. Returns 0
