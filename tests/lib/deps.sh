@@ -21,6 +21,9 @@ PKGS=(
     # conformance (79-rel-conformance-torture): fio --verify, stress-ng
     fio stress-ng
 )
+# interoperability test (15-s3-s3rver): a second S3 server, s3rver, from the npm registry.
+# Debian's npm only when there is none (NodeSource's nodejs brings its own and conflicts).
+command -v npm >/dev/null || PKGS+=(npm)
 
 installed() { # installed PKG: true if dpkg has it fully installed
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
@@ -82,3 +85,9 @@ command -v fusermount3 >/dev/null || {
     echo "deps: fusermount3 not found (package fuse3)" >&2
     exit 1
 }
+
+# s3rver for 15-s3-s3rver; not needed to build, run or demo, so a failure (no route to the npm
+# registry) only warns: the test installs it itself or fails naming the cause.
+if ! bash "$(dirname "${BASH_SOURCE[0]}")/s3rver.sh" install; then
+    echo "deps: warning: s3rver (npm) not installed; 15-s3-s3rver will try again" >&2
+fi
