@@ -150,6 +150,7 @@ void fs_config_usage(const char *prog)
         "Mounts a view of BACKING_DIR at MOUNTPOINT. Every SQLite database in it is replicated\n"
         "to S3 in the libSQL bottomless layout; databases that exist only in the bucket are\n"
         "listed and restored when opened. Unmount with `fusermount3 -u MOUNTPOINT`.\n"
+        "MOUNTPOINT must be outside BACKING_DIR (and BACKING_DIR outside MOUNTPOINT).\n"
         "\n"
         "general options:\n"
         "  -h, --help             this text\n"
@@ -306,6 +307,58 @@ static int canon_dir(const char *what, const char *path, char **out, struct err 
                                    : errno_name(rc));
     }
     *out = real;
+    return 0;
+}
+
+/* Whether dir (a canonical path) is st or lies below it: compared by device and inode on the
+ * way up, so a bind mount or symlinked alias of the same directory counts too. */
+static bool dir_within(const char *dir, const struct stat *st)
+{
+    char *p = strdup(dir);
+    bool within = false;
+
+    if (p == NULL)
+        return false;
+    for (;;) {
+        struct stat cur;
+        if (stat(p, &cur) == 0 && cur.st_dev == st->st_dev && cur.st_ino == st->st_ino) {
+            within = true;
+            break;
+        }
+        char *slash = strrchr(p, '/');
+        if (slash == NULL || (slash == p && p[1] == '\0'))
+            break;
+        slash[slash == p ? 1 : 0] = '\0'; /* "/a" -> "/", "/a/b" -> "/a" */
+    }
+    free(p);
+    return within;
+}
+
+/* The daemon reaches BACKING_DIR (its staging area too) by path, so a mount that covers it, or a
+ * backing directory that the mount would hide, sends the daemon's own calls back to itself: it
+ * would hang in its first mkdir. Refused before anything is mounted. */
+static int dirs_apart(const char *backing, const char *mnt, struct err *err)
+{
+    struct stat bst, mst;
+
+    if (stat(backing, &bst) != 0 || stat(mnt, &mst) != 0)
+        return 0; /* canon_dir has just checked both */
+    if (bst.st_dev == mst.st_dev && bst.st_ino == mst.st_ino)
+        return ERR(err, EINVAL,
+                   "mountpoint %s is the backing directory: the daemon keeps its files there and "
+                   "cannot mount over them; mount at another directory (e.g. bottomlessfs %s "
+                   "/mnt/data) and point the app at the mount",
+                   mnt, backing);
+    if (dir_within(mnt, &bst))
+        return ERR(err, EINVAL,
+                   "mountpoint %s is inside the backing directory %s: the mount would appear in "
+                   "its own view; choose a mountpoint outside %s",
+                   mnt, backing, backing);
+    if (dir_within(backing, &mst))
+        return ERR(err, EINVAL,
+                   "backing directory %s is inside the mountpoint %s: the mount would hide it "
+                   "from the daemon; keep the backing directory outside %s",
+                   backing, mnt, mnt);
     return 0;
 }
 
@@ -474,6 +527,7 @@ int fs_config_parse(struct fs_config *cfg, int argc, char **argv, bool *exit_now
     }
     rc = canon_dir("backing directory", r.positional[0], &cfg->backing_dir, err);
     rc = rc ? rc : canon_dir("mountpoint", r.positional[1], &cfg->mountpoint, err);
+    rc = rc ? rc : dirs_apart(cfg->backing_dir, cfg->mountpoint, err);
     rc = rc ? rc : fs_config_fill(cfg, &r, err);
     rc = rc ? rc : fs_config_fuse_args(cfg, &r, prog, err);
 out:

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # 42-fs-args: the daemon's command line: --help documents every option, --version, bad
-# arguments / unknown or invalid options / a missing BACKING_DIR or MOUNTPOINT fail with a
-# clear message and a non-zero status and leave nothing mounted; options come from the
-# environment too (-o wins: checked through the validation message); daemon mode (no -f)
-# returns only once mounted and exits after fusermount3 -u; SIGTERM and SIGINT in the
-# foreground unmount cleanly; the fstab forms (mount -t fuse "PROG#BACKING", mount.fuse3 -t).
+# arguments / unknown or invalid options / a missing BACKING_DIR or MOUNTPOINT / a
+# mountpoint that is or nests with BACKING_DIR fail with a clear message and a non-zero
+# status and leave nothing mounted; options come from the environment too (-o wins: checked
+# through the validation message); daemon mode (no -f) returns only once mounted and exits
+# after fusermount3 -u; SIGTERM and SIGINT in the foreground unmount cleanly; the fstab forms
+# (mount -t fuse "PROG#BACKING", mount.fuse3 -t).
 # timeout: 200
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -17,7 +18,7 @@ echo hello >"$B/file"
 expect_fail() { # MSG-REGEX ARGS...: must exit non-zero, print MSG-REGEX, mount nothing
     local re=$1 rc=0
     shift
-    "$BIN" "$@" >"$TEST_TMP/out" 2>&1 </dev/null || rc=$?
+    timeout 30 "$BIN" "$@" >"$TEST_TMP/out" 2>&1 </dev/null || rc=$? # 124: it hung
     ((rc != 0)) || fail "exit 0 for: $* ($(cat "$TEST_TMP/out"))"
     grep -qE "$re" "$TEST_TMP/out" || fail "message for '$*' lacks /$re/: $(cat "$TEST_TMP/out")"
     ! fs_is_mounted "$M" || fail "left a mount behind: $*"
@@ -48,6 +49,13 @@ expect_fail 'expected BACKING_DIR and MOUNTPOINT' "$B" "$M" "$TEST_TMP"
 expect_fail 'backing directory .*/nope: no such directory' "$TEST_TMP/nope" "$M"
 expect_fail 'backing directory .*: not a directory' "$B/file" "$M"
 expect_fail 'mountpoint .*/nomnt: no such directory' "$B" "$TEST_TMP/nomnt"
+# a mount over its own backing directory, or nested in it either way, hung the daemon in its
+# first mkdir of the staging area (its own call came back to it)
+mkdir -p "$TEST_TMP/nest/in"
+expect_fail 'mountpoint .* is the backing directory' "$B" "$B"
+N=$TEST_TMP/nest
+expect_fail 'mountpoint .*/nest/in is inside the backing directory' "$N" "$N/in"
+expect_fail 'backing directory .*/nest/in is inside the mountpoint' "$N/in" "$N"
 expect_fail 'unknown option' -x "$B" "$M"
 expect_fail "unknown option.*bogus" -o noreplicate,bogus=1 "$B" "$M"
 expect_fail 'invalid compression=lz4' -o compression=lz4 "$B" "$M"

@@ -3,6 +3,7 @@
 #include "../../fs/config.c"
 
 #include <criterion/criterion.h>
+#include <unistd.h>
 
 static const char *ENVS[] = {"LIBSQL_BOTTOMLESS_ENDPOINT", "LIBSQL_BOTTOMLESS_BUCKET",
                              "AWS_REGION", "LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION",
@@ -30,9 +31,9 @@ Test(fs_config, defaults)
 {
     struct fs_config cfg;
     struct err err;
-    const char *argv[] = {"bottomlessfs", "/", "/tmp"};
+    const char *argv[] = {"bottomlessfs", "/usr", "/tmp"};
     cr_assert_eq(parse(&cfg, &err, 3, argv), 0, "%s", err.msg);
-    cr_expect_str_eq(cfg.backing_dir, "/");
+    cr_expect_str_eq(cfg.backing_dir, "/usr");
     cr_expect_str_eq(cfg.mountpoint, "/tmp");
     cr_expect_eq(cfg.batch_interval_ms, 1000);
     cr_expect_eq(cfg.batch_max_frames, 10000);
@@ -60,7 +61,8 @@ Test(fs_config, environment_and_o_wins)
     setenv("LIBSQL_BOTTOMLESS_BATCH_MAX_FRAMES", "77", 1);
     setenv("LIBSQL_BOTTOMLESS_COMPRESSION", "gzip", 1);
     setenv("LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION", "eu-west-1", 1);
-    const char *argv[] = {"bottomlessfs", "-o", "bucket=optbucket,compression=none", "/", "/tmp"};
+    const char *argv[] = {"bottomlessfs", "-o", "bucket=optbucket,compression=none", "/usr",
+                          "/tmp"};
     cr_assert_eq(parse(&cfg, &err, 5, argv), 0, "%s", err.msg);
     cr_expect_str_eq(cfg.endpoint, "http://127.0.0.1:9000");
     cr_expect_str_eq(cfg.bucket, "optbucket");
@@ -70,7 +72,7 @@ Test(fs_config, environment_and_o_wins)
     cr_expect_str_eq(cfg.region, "eu-west-1");
     fs_config_free(&cfg);
     setenv("AWS_REGION", "us-west-2", 1);
-    const char *argv2[] = {"bottomlessfs", "/", "/tmp"};
+    const char *argv2[] = {"bottomlessfs", "/usr", "/tmp"};
     cr_assert_eq(parse(&cfg, &err, 3, argv2), 0, "%s", err.msg);
     cr_expect_str_eq(cfg.region, "us-west-2");
     fs_config_free(&cfg);
@@ -80,8 +82,9 @@ Test(fs_config, our_flags_and_fuse_passthrough)
 {
     struct fs_config cfg;
     struct err err;
-    const char *argv[] = {"bottomlessfs", "/",  "-o", "durable,writeback=250,allow_other,noatime",
-                          "-f",           "/tmp", "-o", "flush_timeout=5,list_ttl=0.5,noxattr,spin_us=40"};
+    const char *argv[] = {"bottomlessfs", "/usr", "-o", "durable,writeback=250,allow_other,noatime",
+                          "-f",           "/tmp", "-o",
+                          "flush_timeout=5,list_ttl=0.5,noxattr,spin_us=40"};
     cr_assert_eq(parse(&cfg, &err, 8, argv), 0, "%s", err.msg);
     cr_expect(cfg.durable);
     cr_expect(cfg.writeback);
@@ -99,7 +102,7 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     }
     cr_expect(has_noatime && has_allow);
     fs_config_free(&cfg);
-    const char *argv2[] = {"bottomlessfs", "-o", "writeback", "/", "/tmp"};
+    const char *argv2[] = {"bottomlessfs", "-o", "writeback", "/usr", "/tmp"};
     cr_assert_eq(parse(&cfg, &err, 5, argv2), 0, "%s", err.msg);
     cr_expect_eq(cfg.writeback_ms, FS_DEFAULT_WRITEBACK_MS);
     fs_config_free(&cfg);
@@ -109,11 +112,11 @@ Test(fs_config, wal_cache_warmer_is_on_unless_nowalcache)
 {
     struct fs_config cfg;
     struct err err;
-    const char *def[] = {"bottomlessfs", "/", "/tmp"};
+    const char *def[] = {"bottomlessfs", "/usr", "/tmp"};
     cr_assert_eq(parse(&cfg, &err, 3, def), 0, "%s", err.msg);
     cr_expect_not(cfg.nowalcache);
     fs_config_free(&cfg);
-    const char *off[] = {"bottomlessfs", "/", "/tmp", "-o", "nowalcache"};
+    const char *off[] = {"bottomlessfs", "/usr", "/tmp", "-o", "nowalcache"};
     cr_assert_eq(parse(&cfg, &err, 5, off), 0, "%s", err.msg);
     cr_expect(cfg.nowalcache);
     fs_config_free(&cfg);
@@ -123,11 +126,11 @@ Test(fs_config, xattr_turns_extended_attributes_on)
 {
     struct fs_config cfg;
     struct err err;
-    const char *on[] = {"bottomlessfs", "/", "/tmp", "-o", "xattr"};
+    const char *on[] = {"bottomlessfs", "/usr", "/tmp", "-o", "xattr"};
     cr_assert_eq(parse(&cfg, &err, 5, on), 0, "%s", err.msg);
     cr_expect_not(cfg.noxattr);
     fs_config_free(&cfg);
-    const char *both[] = {"bottomlessfs", "/", "/tmp", "-o", "xattr,noxattr"};
+    const char *both[] = {"bottomlessfs", "/usr", "/tmp", "-o", "xattr,noxattr"};
     cr_assert_eq(parse(&cfg, &err, 5, both), 0, "%s", err.msg);
     cr_expect(cfg.noxattr); /* noxattr wins */
     fs_config_free(&cfg);
@@ -143,14 +146,61 @@ Test(fs_config, errors_name_the_problem)
     const char *a2[] = {"bottomlessfs", "/nonexistent-dir-xyz", "/tmp"};
     cr_expect_eq(parse(&cfg, &err, 3, a2), ENOENT);
     cr_expect(strstr(err.msg, "no such directory") != NULL, "%s", err.msg);
-    const char *a3[] = {"bottomlessfs", "-o", "compression=lz4", "/", "/tmp"};
+    const char *a3[] = {"bottomlessfs", "-o", "compression=lz4", "/usr", "/tmp"};
     cr_expect_eq(parse(&cfg, &err, 5, a3), EINVAL);
     cr_expect(strstr(err.msg, "compression=lz4") != NULL, "%s", err.msg);
-    const char *a4[] = {"bottomlessfs", "-o", "batch_max_frames=12x", "/", "/tmp"};
+    const char *a4[] = {"bottomlessfs", "-o", "batch_max_frames=12x", "/usr", "/tmp"};
     cr_expect_eq(parse(&cfg, &err, 5, a4), EINVAL);
     cr_expect(strstr(err.msg, "batch_max_frames=12x") != NULL, "%s", err.msg);
     setenv("LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS", "soon", 1);
-    const char *a5[] = {"bottomlessfs", "/", "/tmp"};
+    const char *a5[] = {"bottomlessfs", "/usr", "/tmp"};
     cr_expect_eq(parse(&cfg, &err, 3, a5), EINVAL);
     cr_expect(strstr(err.msg, "batch_interval=soon") != NULL, "%s", err.msg);
+}
+
+/* A mount over the backing directory, or nested either way, hangs the daemon in its first
+ * mkdir (its own calls come back to it); refused up front, also through a symlinked alias. */
+Test(fs_config, backing_and_mountpoint_must_be_apart)
+{
+    struct fs_config cfg;
+    struct err err;
+    char base[] = "/tmp/bfs-cfg-XXXXXX", a[64], ab[64], inner[64], alias[64], sib[64];
+    cr_assert_not_null(mkdtemp(base));
+    snprintf(a, sizeof(a), "%s/a", base);
+    snprintf(inner, sizeof(inner), "%s/a/in", base);
+    snprintf(ab, sizeof(ab), "%s/ab", base);
+    snprintf(sib, sizeof(sib), "%s/ab/x", base);
+    snprintf(alias, sizeof(alias), "%s/alias", base);
+    cr_assert_eq(mkdir(a, 0700), 0);
+    cr_assert_eq(mkdir(inner, 0700), 0);
+    cr_assert_eq(mkdir(ab, 0700), 0);
+    cr_assert_eq(mkdir(sib, 0700), 0);
+    cr_assert_eq(symlink(a, alias), 0);
+
+    const char *same[] = {"bottomlessfs", a, a};
+    cr_expect_eq(parse(&cfg, &err, 3, same), EINVAL);
+    cr_expect(strstr(err.msg, "is the backing directory") != NULL, "%s", err.msg);
+    const char *aliased[] = {"bottomlessfs", a, alias};
+    cr_expect_eq(parse(&cfg, &err, 3, aliased), EINVAL);
+    cr_expect(strstr(err.msg, "is the backing directory") != NULL, "%s", err.msg);
+    const char *mnt_in[] = {"bottomlessfs", a, inner};
+    cr_expect_eq(parse(&cfg, &err, 3, mnt_in), EINVAL);
+    cr_expect(strstr(err.msg, "inside the backing directory") != NULL, "%s", err.msg);
+    const char *back_in[] = {"bottomlessfs", inner, alias};
+    cr_expect_eq(parse(&cfg, &err, 3, back_in), EINVAL);
+    cr_expect(strstr(err.msg, "inside the mountpoint") != NULL, "%s", err.msg);
+    /* "ab" shares a prefix with "a" but is not below it */
+    const char *apart[] = {"bottomlessfs", a, ab};
+    cr_expect_eq(parse(&cfg, &err, 3, apart), 0, "%s", err.msg);
+    fs_config_free(&cfg);
+    const char *apart2[] = {"bottomlessfs", sib, inner};
+    cr_expect_eq(parse(&cfg, &err, 3, apart2), 0, "%s", err.msg);
+    fs_config_free(&cfg);
+
+    unlink(alias);
+    rmdir(sib);
+    rmdir(ab);
+    rmdir(inner);
+    rmdir(a);
+    rmdir(base);
 }
