@@ -23,6 +23,7 @@
 #include "fs/fs.h"
 #include "fs/hooks.h"
 #include "fs/loop.h"
+#include "fs/stagelock.h"
 
 /* Forks; the parent waits for the child's status byte and exits with it. Returns the write end
  * of the status pipe in the child (or -1 on failure, with err set). */
@@ -107,6 +108,7 @@ int main(int argc, char **argv)
     bool signals_set = false;
     struct cpulat *cpulat = NULL; /* only while the session loop runs */
     int status_fd = -1;
+    int lock_fd = -1; /* the staging area's lock, held until the process ends */
     int rc;
 
     /* A fixed mmap threshold: by default glibc raises it to the largest block freed so far
@@ -131,6 +133,12 @@ int main(int argc, char **argv)
     if (!cfg.noreplicate) {
         curl_global_init(CURL_GLOBAL_DEFAULT);
         rc = staging_dir_create(&cfg, staging, sizeof(staging), &err);
+        if (rc == 0) {
+            /* before the mount: a second daemon on this BACKING_DIR fails (or waits for a
+             * predecessor's unmount uploads) without touching anything */
+            lock_fd = stagelock_take(staging, cfg.flush_timeout_ms + 10000, &err);
+            rc = lock_fd < 0 ? (err.code != 0 ? err.code : EIO) : 0;
+        }
         if (rc == 0)
             rc = replica_hooks_init(&cfg, &hooks, &err);
         if (rc != 0)
@@ -188,6 +196,7 @@ int main(int argc, char **argv)
     hooks_started = true;
     daemon_ready(status_fd, 0); /* from here on, logs go to syslog unless -f */
     status_fd = -1;
+    stagelock_note(lock_fd, "serving", cfg.mountpoint);
     LOG_INFO("main: mounted backing=%s mountpoint=%s replication=%s writeback=%d",
              cfg.backing_dir, cfg.mountpoint, cfg.noreplicate ? "off" : "on", cfg.writeback);
 
@@ -208,6 +217,7 @@ int main(int argc, char **argv)
         rc = 0;
     }
     LOG_INFO("main: unmounting mountpoint=%s", cfg.mountpoint);
+    stagelock_note(lock_fd, "flushing", cfg.mountpoint); /* a new mount may wait for us */
 
 out:
     if (fs != NULL)
@@ -231,5 +241,7 @@ out:
         fuse_session_destroy(se);
     fs_free(fs);
     fs_config_free(&cfg);
+    if (lock_fd >= 0)
+        close(lock_fd); /* last: every upload and state file is done */
     return rc == 0 ? 0 : 1;
 }

@@ -11,6 +11,8 @@
 #   sha3 FILE                   sqlite3 .sha3sum of FILE (content hash, independent of the WAL)
 #   gens DB                     generation ids of DB in the bucket, newest first
 #   dep_of DB GEN               the generation named by DB-GEN/.dep (empty when none)
+#   repl_insert DB N            N autocommit INSERTs of a 300-byte blob into table t of DB
+#                               (WAL mode; the table is created if missing), Python's sqlite3
 
 PY=/usr/bin/python3
 
@@ -78,4 +80,16 @@ dep_of() {
     rm -f "$f"
     awss3 s3 cp "s3://$BUCKET/$1-$2/.dep" "$f" >/dev/null 2>&1 || return 0
     "$PY" -c 'import sys,uuid; print(uuid.UUID(bytes=open(sys.argv[1],"rb").read()))' "$f"
+}
+
+repl_insert() {
+    "$PY" - "$1" "$2" <<'EOF'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("pragma journal_mode=wal")
+c.execute("create table if not exists t(id integer primary key, v blob)")
+for i in range(int(sys.argv[2])):
+    c.execute("insert into t(v) values (randomblob(300))")
+c.close()
+EOF
 }

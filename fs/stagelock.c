@@ -1,0 +1,129 @@
+/* fs/stagelock.c - one daemon per staging area: see stagelock.h. */
+#include "fs/stagelock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/fileio.h"
+#include "common/log.h"
+
+#define STAGELOCK_NAME "lock"
+#define STAGELOCK_POLL_MS 100
+
+/* The holder's note: "pid=N state=S mountpoint=M\n"; fields left empty when unreadable. */
+struct holder {
+    char pid[24];
+    char state[16];
+    char mountpoint[4096];
+};
+
+static void holder_read(int fd, struct holder *h)
+{
+    char buf[4200];
+    size_t got = 0;
+
+    memset(h, 0, sizeof(*h));
+    if (fileio_pread_full(fd, buf, sizeof(buf) - 1, 0, &got) != 0)
+        return;
+    buf[got] = '\0';
+    char *nl = strchr(buf, '\n');
+    if (nl == NULL) /* torn or not written yet */
+        return;
+    *nl = '\0';
+    if (sscanf(buf, "pid=%23s state=%15s", h->pid, h->state) != 2) {
+        memset(h, 0, sizeof(*h));
+        return;
+    }
+    const char *m = strstr(buf, " mountpoint=");
+    if (m != NULL)
+        snprintf(h->mountpoint, sizeof(h->mountpoint), "%s", m + strlen(" mountpoint="));
+}
+
+static int held_error(const char *staging_dir, const struct holder *h, struct err *err)
+{
+    if (h->pid[0] == '\0')
+        return ERR(err, EBUSY,
+                   "staging area %s is in use by another bottomlessfs that is starting: one "
+                   "daemon per BACKING_DIR (two would replicate the same databases twice)",
+                   staging_dir);
+    return ERR(err, EBUSY,
+               "BACKING_DIR is already served by bottomlessfs pid %s at %s (staging area %s): "
+               "one daemon per BACKING_DIR (two would replicate the same databases twice); "
+               "unmount it first (fusermount3 -u %s)",
+               h->pid, h->mountpoint[0] ? h->mountpoint : "?", staging_dir,
+               h->mountpoint[0] ? h->mountpoint : "MOUNTPOINT");
+}
+
+int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
+{
+    char path[4200];
+    int n = snprintf(path, sizeof(path), "%s/%s", staging_dir, STAGELOCK_NAME);
+
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        ERR(err, ENAMETOOLONG, "staging directory path too long: %s", staging_dir);
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        ERR(err, errno, "cannot open the lock of the staging area %s: %s", path,
+            errno_name(errno));
+        return -1;
+    }
+    int64_t deadline = clock_mono_ms() + wait_ms;
+    bool told = false;
+    for (;;) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK) {
+            ERR(err, errno, "cannot lock %s: %s", path, errno_name(errno));
+            break;
+        }
+        struct holder h;
+        holder_read(fd, &h);
+        if (strcmp(h.state, "flushing") != 0) {
+            held_error(staging_dir, &h, err);
+            break;
+        }
+        if (clock_mono_ms() >= deadline) {
+            ERR(err, ETIMEDOUT,
+                "the previous bottomlessfs (pid %s) is still uploading after its unmount "
+                "(waited %u s): wait until it exits, or stop it (kill %s; what it has not "
+                "uploaded stays staged for the next mount)",
+                h.pid, (unsigned)(wait_ms / 1000), h.pid);
+            break;
+        }
+        if (!told) {
+            LOG_INFO("main: waiting up to %u s for bottomlessfs pid %s to finish the uploads "
+                     "of its unmount (it holds %s)",
+                     (unsigned)(wait_ms / 1000), h.pid, path);
+            told = true;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = STAGELOCK_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    close(fd);
+    return -1;
+}
+
+void stagelock_note(int fd, const char *state, const char *mountpoint)
+{
+    char note[4200];
+    int n = snprintf(note, sizeof(note), "pid=%ld state=%s mountpoint=%s\n", (long)getpid(),
+                     state, mountpoint);
+
+    if (fd < 0 || n < 0 || (size_t)n >= sizeof(note))
+        return;
+    /* Only a hint for a second daemon's message: no fsync. Written over in place and then cut,
+     * so a reader sees the old note, the new one, or a torn line (no newline: "starting"). */
+    if (fileio_pwrite_all(fd, note, (size_t)n, 0) != 0 || ftruncate(fd, n) != 0)
+        LOG_WARN("main: cannot write the staging lock note errno=%s", errno_name(errno));
+}
