@@ -55,7 +55,8 @@ static const char ls_help[] =
     "  -h, --help             this help\n";
 
 static const char restore_help[] =
-    "usage: " CLI_NAME " -d DB restore [-g GEN | -u UTC_TIME] [-o PATH] [--force] [--strict]\n"
+    "usage: " CLI_NAME " -d DB restore [-g GEN | -u UTC_TIME] [--ignore-tombstone] [-o PATH]\n"
+    "       [--force] [--strict]\n"
     "\n"
     "Restores database DB from the bucket into a local file: the newest generation, the\n"
     "generation GEN, or the state at UTC_TIME (point in time). The file is written to a\n"
@@ -64,6 +65,8 @@ static const char restore_help[] =
     "\n"
     "  -g, --generation GEN   restore this generation\n"
     "  -u, --utc-time TIME    restore the state at TIME (YYYY-MM-DD[THH:MM:SS][Z], UTC)\n"
+    "      --ignore-tombstone restore a deleted database: removing it through a mount\n"
+    "                         writes DB.tombstone, which hides every generation before it\n"
     "  -o, --output PATH      output file (default ./<database name>, in the current\n"
     "                         directory only)\n"
     "  -f, --force            overwrite an existing non-empty PATH\n"
@@ -72,7 +75,7 @@ static const char restore_help[] =
     "  -h, --help             this help\n";
 
 static const char verify_help[] =
-    "usage: " CLI_NAME " -d DB verify [-g GEN | -u UTC_TIME]\n"
+    "usage: " CLI_NAME " -d DB verify [-g GEN | -u UTC_TIME] [--ignore-tombstone]\n"
     "\n"
     "Restores database DB (newest generation, GEN, or the state at UTC_TIME) into a temporary\n"
     "file, checks every object and the WAL checksum chain strictly, runs\n"
@@ -80,6 +83,7 @@ static const char verify_help[] =
     "\n"
     "  -g, --generation GEN   verify this generation\n"
     "  -u, --utc-time TIME    verify the state at TIME (UTC)\n"
+    "      --ignore-tombstone verify a deleted database (see restore --help)\n"
     "  -h, --help             this help\n";
 
 static const char rm_help[] =

@@ -269,6 +269,16 @@ static int ls_databases(struct cli *cli, const struct ls_opts *o, struct err *er
             free(ids);
             continue;
         }
+        /* deleted through a mount: its tombstone hides even the newest generation */
+        bool has_tomb = false;
+        int64_t tomb = 0;
+        rc = read_tombstone(cli, names[i], &has_tomb, &tomb, err);
+        if (rc != 0) {
+            free(ids);
+            break;
+        }
+        bool deleted = has_tomb && layout_is_tombstoned(tomb, &ids[0]);
+        char tt[64] = "";
         gen_id_format(&ids[0], id);
         created = gen_id_created_s(&ids[0]);
         if (o->json) {
@@ -276,13 +286,21 @@ static int ls_databases(struct cli *cli, const struct ls_opts *o, struct err *er
             printf("%s\n  {\"database\": ", printed > 0 ? "," : "");
             cli_json_string(stdout, names[i]);
             printf(", \"generations\": %zu, \"newest_generation\": \"%s\", \"created\": \"%s\", "
-                   "\"created_unix\": %lld}",
-                   n_gens, id, t, (long long)created);
+                   "\"created_unix\": %lld, \"deleted\": %s",
+                   n_gens, id, t, (long long)created, deleted ? "true" : "false");
+            if (deleted) {
+                cli_fmt_time_zulu((time_t)tomb, tt, sizeof(tt));
+                printf(", \"tombstone\": \"%s\"", tt);
+            }
+            printf("}");
         } else {
             cli_fmt_time((time_t)created, t, sizeof(t));
+            if (deleted)
+                cli_fmt_time((time_t)tomb, tt, sizeof(tt));
             cli_print_safe(stdout, names[i]);
-            printf("  newest: %s (created: %s), %zu generation%s\n", id, t, n_gens,
-                   n_gens == 1 ? "" : "s");
+            printf("  newest: %s (created: %s), %zu generation%s%s%s%s\n", id, t, n_gens,
+                   n_gens == 1 ? "" : "s", deleted ? ", deleted at " : "", tt,
+                   deleted ? " (restore --ignore-tombstone still reaches it)" : "");
         }
         printed++;
         free(ids);

@@ -12,7 +12,7 @@
 #include "wal/restore.h"
 
 struct restore_args {
-    bool has_gen, has_time, force, strict;
+    bool has_gen, has_time, ignore_tombstone, force, strict;
     struct gen_id gen;
     int64_t time_s;
     const char *output;
@@ -21,15 +21,16 @@ struct restore_args {
 static int parse_opts(struct cli *cli, int argc, char **argv, bool is_verify,
                       struct restore_args *a, bool *help, struct err *err)
 {
-    /* verify takes the first two */
+    /* verify takes the first three */
     const struct cli_opt opts[] = {
         {"generation", 'g', CLI_OPT_GEN, .out.gen = &a->gen, .seen = &a->has_gen},
         {"utc-time", 'u', CLI_OPT_DATE, .out.date_s = &a->time_s, .seen = &a->has_time},
+        {"ignore-tombstone", 0, CLI_OPT_FLAG, .out.flag = &a->ignore_tombstone},
         {"output", 'o', CLI_OPT_FILE, .out.file = &a->output},
         {"force", 'f', CLI_OPT_FLAG, .out.flag = &a->force},
         {"strict", 0, CLI_OPT_FLAG, .out.flag = &a->strict},
     };
-    size_t n_opts = is_verify ? 2 : sizeof(opts) / sizeof(opts[0]);
+    size_t n_opts = is_verify ? 3 : sizeof(opts) / sizeof(opts[0]);
     int rc;
 
     memset(a, 0, sizeof(*a));
@@ -95,6 +96,7 @@ static int run(struct cli *cli, const struct restore_args *a, const char *target
     o.has_time = a->has_time;
     o.time_s = a->time_s;
     o.strict = strict;
+    o.ignore_tombstone = a->ignore_tombstone;
     o.no_verify_crc = !verify_crc;
     o.scratch_dir = scratch;
     progress_init(&p, cli->stderr_is_tty, cli->command, 0);
@@ -112,6 +114,11 @@ static int run(struct cli *cli, const struct restore_args *a, const char *target
             "restore another generation with -g GEN (the replicator gives the newest one a base); "
             "'%s -d %s ls -v' shows which have a snapshot or a .dep parent",
             CLI_NAME, cli->db_name);
+    else if (rc == ENOENT && strstr(err->msg, "has been tombstoned") != NULL)
+        cli_set_hint(cli,
+                     "the database was deleted (rm through a mount writes the tombstone); its "
+                     "generations are still in the bucket: add --ignore-tombstone (with -u "
+                     "TIME for the state at a time before the deletion)");
     else if (rc == ENOENT && (strstr(err->msg, "not found") != NULL || a->has_time))
         cli_set_hint(cli, "list the generations and their creation times with '%s -d %s ls'",
                      CLI_NAME, cli->db_name);

@@ -803,7 +803,7 @@ int restore_run(struct s3_client *c, const struct restore_opts *o, struct restor
     {
         struct err e = {0};
         rc = layout_read_tombstone(c, o->db_name, &tomb, &e);
-        if (rc == 0 && layout_is_tombstoned(tomb, &res->gen)) {
+        if (rc == 0 && layout_is_tombstoned(tomb, &res->gen) && !o->ignore_tombstone) {
             char t[32];
             layout_format_utc(tomb, t, sizeof(t));
             return ERR(err, ENOENT,

@@ -1,6 +1,7 @@
 /* wal/restore.h - restore a database file from a bottomless bucket.
  * What:    choose a generation (newest / by id / newest created at or before a UTC time),
- *          honour the tombstone, find a snapshot (db.zstd, db.gz, db.raw, legacy db.db)
+ *          honour the tombstone (unless opts.ignore_tombstone), find a snapshot (db.zstd,
+ *          db.gz, db.raw, legacy db.db)
  *          following .dep (<= LAYOUT_MAX_DEP_DEPTH, cycles and missing parents are errors),
  *          replay the WAL batches of every generation from there to the target, oldest first,
  *          verifying the checksum chain seeded by .meta, applying only complete transactions,
@@ -41,6 +42,7 @@ struct restore_opts {
     bool has_time;            /* point in time: newest generation created <= time_s, and */
     int64_t time_s;           /*   only batches with ts <= time_s */
     bool strict;              /* fail instead of a partial restore */
+    bool ignore_tombstone;    /* restore a generation that <db>.tombstone hides (deleted db) */
     bool no_verify_crc;       /* skip the checksum chain check (LIBSQL_BOTTOMLESS_VERIFY_CRC) */
     bool skip_integrity;      /* skip PRAGMA integrity_check */
     int parallel;             /* download threads, 0 = 4 */

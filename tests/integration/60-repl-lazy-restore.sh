@@ -4,7 +4,8 @@
 # backing directory the database is listed (readdir, stat with its size), opening it restores
 # it lazily with the same .sha3sum, the CLI restore of the bucket equals it too, and writes
 # after the lazy restore continue in a new generation whose .dep names the restored one.
-# Also: concurrent first opens share one restore; a deleted database is not listed.
+# Also: concurrent first opens share one restore; a deleted database is not listed, `cli ls`
+# marks it deleted, and `restore --ignore-tombstone` still brings it back.
 # timeout: 400
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -98,7 +99,10 @@ rm -f "$TEST_TMP/cli2.db"
 cli -d app.db restore -o "$TEST_TMP/cli2.db" >/dev/null || fail "CLI restore 2 failed"
 [[ $(sha3 "$TEST_TMP/cli2.db") == "$sum2" ]] || fail "CLI restore after new writes differs"
 
-# deleting a database through the mount: not listed any more (tombstone)
+# deleting a database through the mount: not listed any more (tombstone), but its backup can
+# still be restored on purpose (an accidental rm must not lose it)
+repl_wait_synced 60 "$M"
+osum=$(sha3 "$M/sub/other.db")
 rm "$M/sub/other.db"
 [[ -e $M/sub/other.db ]] && fail "deleted database still visible"
 repl_wait_synced 60 "$M" app.db
@@ -108,6 +112,16 @@ mkdir -p "$B3"
 mount_fs "$B3" "$M"
 ls "$M" | grep -qx app.db || fail "app.db not listed on the third mount"
 [[ -e $M/sub/other.db ]] && fail "tombstoned sub/other.db still listed"
+cli ls | grep -q '^sub%2Fother.db  newest: .*, deleted at .*--ignore-tombstone' ||
+    fail "cli ls does not mark sub/other.db deleted: $(cli ls)"
+if cli -d sub/other.db restore -o "$TEST_TMP/other.db" 2>"$TEST_TMP/tomb.err"; then
+    fail "a plain restore of a deleted database succeeded"
+fi
+grep -q "hint: the database was deleted .*--ignore-tombstone" "$TEST_TMP/tomb.err" ||
+    fail "no --ignore-tombstone hint: $(cat "$TEST_TMP/tomb.err")"
+cli -d sub/other.db restore --ignore-tombstone -o "$TEST_TMP/other.db" >/dev/null ||
+    fail "restore --ignore-tombstone failed"
+[[ $(sha3 "$TEST_TMP/other.db") == "$osum" ]] || fail "the deleted database came back different"
 # a restore that cannot reach S3 fails the open with EIO and logs why; later it works
 swift_stop_proxy
 if out=$(sqlite3 "$M/app.db" "select count(*) from t" 2>&1); then
