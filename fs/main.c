@@ -240,8 +240,10 @@ out:
     if (se != NULL)
         fuse_session_destroy(se);
     fs_free(fs);
+    if (lock_fd >= 0) { /* last: every upload and state file is done */
+        stagelock_note(lock_fd, "exited", cfg.mountpoint);
+        close(lock_fd);
+    }
     fs_config_free(&cfg);
-    if (lock_fd >= 0)
-        close(lock_fd); /* last: every upload and state file is done */
     return rc == 0 ? 0 : 1;
 }

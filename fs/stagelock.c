@@ -89,7 +89,7 @@ int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
         }
         struct holder h;
         holder_read(fd, &h);
-        if (strcmp(h.state, "flushing") != 0) {
+        if (strcmp(h.state, "flushing") != 0 && strcmp(h.state, "exited") != 0) {
             held_error(staging_dir, &h, err);
             break;
         }
