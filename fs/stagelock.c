@@ -83,6 +83,13 @@ int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
             return fd;
         if (errno == EINTR)
             continue;
+        if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL) {
+            /* a backing filesystem without flock: serve unguarded rather than not at all */
+            LOG_WARN("main: cannot lock %s (errno=%s): a second daemon on this BACKING_DIR "
+                     "would not be refused",
+                     path, errno_name(errno));
+            return fd;
+        }
         if (errno != EWOULDBLOCK) {
             ERR(err, errno, "cannot lock %s: %s", path, errno_name(errno));
             break;

@@ -7,6 +7,7 @@
  *          process dies, kill -9 included). The file also holds a one-line note - pid, state
  *          (serving | flushing | exited) and mountpoint - so that a second daemon can say who holds it
  *          and wait for a predecessor that is only finishing its unmount's uploads.
+ *          A filesystem without flock (ENOLCK, EOPNOTSUPP) gets a warning and no guard.
  * Owns:    the returned fd (the caller closes it at exit, or lets the process end).
  * Threads: call from the main thread only.
  * Errors:  0 / fd >= 0, or a positive errno with *err. */
