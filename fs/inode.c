@@ -221,6 +221,21 @@ struct fs_inode *inode_get(struct inode_table *t, int fd, const struct stat *st)
     return fresh;
 }
 
+struct fs_inode *inode_ref_virtual(struct inode_table *t, const char *vpath)
+{
+    struct fs_inode *in;
+
+    pthread_mutex_lock(&t->mu);
+    for (in = t->virtuals; in != NULL; in = in->next) {
+        if (strcmp(in->vpath, vpath) == 0) {
+            in->nlookup++;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->mu);
+    return in;
+}
+
 struct fs_inode *inode_get_virtual(struct inode_table *t, const char *vpath, const struct stat *st)
 {
     struct fs_inode *in;

@@ -59,6 +59,9 @@ fuse_ino_t inode_id(struct inode_table *t, struct fs_inode *in);
 struct fs_inode *inode_get(struct inode_table *t, int fd, const struct stat *st);
 /* Same for a virtual entry keyed by its relative path (copied). */
 struct fs_inode *inode_get_virtual(struct inode_table *t, const char *vpath, const struct stat *st);
+/* The virtual inode of vpath with its lookup count raised by one (drop it with inode_unref),
+ * or NULL when the kernel holds none. */
+struct fs_inode *inode_ref_virtual(struct inode_table *t, const char *vpath);
 /* Turns a virtual inode into a real one after its file was restored: takes ownership of fd
  * (O_PATH) and enters the inode under (st_dev, st_ino). The node id does not change. */
 void inode_promote(struct inode_table *t, struct fs_inode *in, int fd, const struct stat *st);

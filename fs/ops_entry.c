@@ -383,6 +383,49 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
     fuse_reply_err(req, rc);
 }
 
+/* renameat2 plus the replicator's hook; the errno for the reply. */
+static int fs_do_rename(struct fs *fs, struct fs_inode *parent, const char *name,
+                        struct fs_inode *newparent, const char *newname, unsigned int flags)
+{
+    if (renameat2(parent->fd, name, newparent->fd, newname, flags) != 0)
+        return errno;
+    if (fs->hooks.renamed != NULL) {
+        char from[FS_PATH_MAX];
+        char to[FS_PATH_MAX];
+        if (fs_path_of(fs, parent, name, from, sizeof(from)) == 0 &&
+            fs_path_of(fs, newparent, newname, to, sizeof(to)) == 0)
+            fs->hooks.renamed(fs->hooks.arg, from, to, flags);
+    }
+    return 0;
+}
+
+struct rename_job {
+    fuse_req_t req;
+    struct fs_inode *parent, *newparent;
+    unsigned int flags;
+    char from[FS_PATH_MAX];
+    char *name, *newname; /* point into names */
+    char names[];
+};
+
+/* [worker] The source is a bucket-only database: restore it, then rename it like any file. */
+static void fs_rename_job(void *arg)
+{
+    struct rename_job *j = arg;
+    struct fs *fs = fs_of(j->req);
+    /* The kernel's inode of the source moves with the rename: make it the restored file's
+     * (fs_materialise), or it would stay a virtual entry of the old name. */
+    struct fs_inode *in = inode_ref_virtual(fs->inodes, j->from);
+    int rc = in != NULL ? fs_materialise(fs, in) : fs->hooks.materialise(fs->hooks.arg, j->from);
+    if (in != NULL)
+        inode_unref(fs->inodes, in, 1);
+
+    if (rc == 0)
+        rc = fs_do_rename(fs, j->parent, j->name, j->newparent, j->newname, j->flags);
+    fuse_reply_err(j->req, rc);
+    free(j);
+}
+
 void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
                   fuse_ino_t newparent_ino, const char *newname, unsigned int flags)
 {
@@ -395,14 +438,32 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent_ino, const char *name,
         rc = fs_check_parent(fs, newparent, newname);
     if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0)
         rc = EINVAL;
-    if (rc == 0 && renameat2(parent->fd, name, newparent->fd, newname, flags) != 0)
-        rc = errno;
-    if (rc == 0 && fs->hooks.renamed != NULL) {
-        char from[FS_PATH_MAX];
-        char to[FS_PATH_MAX];
-        if (fs_path_of(fs, parent, name, from, sizeof(from)) == 0 &&
-            fs_path_of(fs, newparent, newname, to, sizeof(to)) == 0)
-            fs->hooks.renamed(fs->hooks.arg, from, to, flags);
+    if (rc == 0)
+        rc = fs_do_rename(fs, parent, name, newparent, newname, flags);
+    /* `mv` of a database listed from the bucket but not restored yet (it is not in BACKING_DIR):
+     * restore it on a worker first, as an open would, instead of failing with ENOENT. */
+    char from[FS_PATH_MAX];
+    struct stat vst;
+    if (rc == ENOENT && fs->hooks.lookup_virtual != NULL && fs->hooks.materialise != NULL &&
+        fs_path_of(fs, parent, name, from, sizeof(from)) == 0 &&
+        fs->hooks.lookup_virtual(fs->hooks.arg, from, &vst) == 0 && S_ISREG(vst.st_mode)) {
+        size_t n1 = strlen(name) + 1, n2 = strlen(newname) + 1;
+        struct rename_job *j = calloc(1, sizeof(*j) + n1 + n2);
+        if (j == NULL) {
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        *j = (struct rename_job){.req = req, .parent = parent, .newparent = newparent,
+                                 .flags = flags};
+        memcpy(j->from, from, strlen(from) + 1);
+        j->name = j->names;
+        j->newname = j->names + n1;
+        memcpy(j->name, name, n1);
+        memcpy(j->newname, newname, n2);
+        rc = workers_submit(fs->workers, fs_rename_job, j);
+        if (rc == 0)
+            return;
+        free(j);
     }
     fuse_reply_err(req, rc);
 }

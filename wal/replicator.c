@@ -116,6 +116,7 @@ struct repl_db {
     bool has_parent_hint; /* parent of the next generation (else: gen, when has_gen) */
     struct gen_id parent_hint;
     bool force_snapshot;
+    bool renamed_in; /* mu: the handle repl_db_renamed made (see gen_begin_unbacked) */
     /* The next generation's link to its parent is not known to be continuous (no parent,
      * divergence, lost frames, unclean restart, rename): its snapshot is its only base, so it
      * may displace a running snapshot that is not (see snap_start). */
@@ -2043,6 +2044,7 @@ struct repl_db *repl_db_renamed(struct repl_db *db, const char *new_db_name,
     pthread_mutex_lock(&n->mu);
     n->force_snapshot = true;
     n->need_base = true;
+    n->renamed_in = true;
     if (has_prev && !n->has_gen) {
         n->has_parent_hint = true;
         n->parent_hint = prev;
@@ -2610,6 +2612,67 @@ static void gen_dir_discard(struct repl_db *db, const struct gen_id *g)
     rmdir(gdir);
 }
 
+/* The header of db's file as a generation's header, for a generation with no WAL of its own:
+ * page size from the database header, no frames, so no checksum seeds. false when the file
+ * is not a database in WAL mode (bytes 18-19 are 2) with at least one page. */
+static bool db_file_hdrinfo(const struct repl_db *db, struct hdrinfo *h)
+{
+    uint8_t b[100];
+    size_t got = 0;
+    struct stat sb;
+    int fd = open(db->db_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool ok = fstat(fd, &sb) == 0 && fileio_pread_full(fd, b, sizeof(b), 0, &got) == 0 &&
+              got == sizeof(b) && memcmp(b, "SQLite format 3", 16) == 0 && b[18] == 2 &&
+              b[19] == 2;
+    close(fd);
+    if (!ok)
+        return false;
+    uint32_t ps = ((uint32_t)b[16] << 8) | b[17];
+    if (ps == 1)
+        ps = 65536;
+    if (ps < 512 || (ps & (ps - 1)) != 0 || (uint64_t)sb.st_size < ps)
+        return false;
+    *h = (struct hdrinfo){.page_size = ps};
+    return true;
+}
+
+/* The bucket has no generation of db (upload_verify), a renamed database that has none here
+ * either and no -wal frames to begin one: left alone after the rename, it would stay out of the
+ * bucket (its old name tombstoned) until its next commit, while the status said it was in. A
+ * snapshot-only generation now (the next -wal begins the next one). Only for a rename: a file
+ * copied into the mount may still be being written when this runs (cp writes it in chunks,
+ * not through a WAL), and a snapshot taken then would hold a torn copy. */
+static int gen_begin_unbacked(struct repl_db *db, struct err *err)
+{
+    struct hdrinfo h;
+    int rc = 0;
+
+    pthread_mutex_lock(&db->r->mu);
+    bool retired = db->retired;
+    pthread_mutex_unlock(&db->r->mu);
+    if (retired)
+        return 0;
+    pthread_mutex_lock(&db->stage_mu);
+    pthread_mutex_lock(&db->gen_mu); /* the hot path begins no generation meanwhile */
+    pthread_mutex_lock(&db->mu);
+    bool idle = db->renamed_in && !db->has_gen && !db->gen_open && db->committed == 0;
+    pthread_mutex_unlock(&db->mu);
+    if (idle && db_file_hdrinfo(db, &h) && (rc = gen_begin(db, &h, err)) == 0) {
+        pthread_mutex_lock(&db->mu);
+        db->gen_open = false;
+        db->lsn_staged = db->lsn_uploaded = db->lsn_committed;
+        pthread_mutex_unlock(&db->mu);
+        LOG_INFO("replicator: renamed database not written since: its snapshot goes up now "
+                 "db=%s gen=%s",
+                 db->name, db->gen_str);
+    }
+    pthread_mutex_unlock(&db->gen_mu);
+    pthread_mutex_unlock(&db->stage_mu);
+    return rc;
+}
+
 /* Checks the bucket before the first upload of db (see repl_db_open). */
 static int upload_verify(struct repl_db *db, const struct item *it, struct err *err)
 {
@@ -2634,7 +2697,7 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     }
     if (n == 0) {
         free(ids);
-        return 0;
+        return gen_begin_unbacked(db, err);
     }
     struct gen_id newest = ids[0];
     free(ids);

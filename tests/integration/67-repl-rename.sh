@@ -2,7 +2,8 @@
 # 67-repl-rename: renaming a database through the mount moves it to the new db_name (fresh
 # generation, restorable, equal to the local file) and tombstones the old name; renaming a
 # directory moves the databases below it; a rename over a database tombstones the one
-# replaced; deleting a database tombstones it.
+# replaced; deleting a database tombstones it; a database renamed and then left alone is
+# uploaded without a write; mv of a bucket-only database restores it first.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -54,5 +55,26 @@ mkdir -p "$B2"
 mount_fs "$B2" "$M"
 (cd "$M" && find . -name '*.db' | sort) >"$TEST_TMP/list"
 diff <(printf './d2/x.db\n./victim.db\n') "$TEST_TMP/list" || fail "lazy listing after renames"
+unmount_fs "$M"
+
+# a database renamed and then left alone reaches the bucket without a write (before, it had no
+# generation until its next commit: it vanished from the bucket's live view, its old name
+# tombstoned); mv of a database listed from the bucket but not restored yet restores it, then
+# renames it (it failed with ENOENT)
+mount_fs "$B" "$M" -o batch_interval=1
+want=$(sha3 "$M/victim.db")
+mv "$M/victim.db" "$M/quiet.db"
+wait_until 60 restorable quiet.db "$TEST_TMP/q.db"
+[[ $(sha3 "$TEST_TMP/q.db") == "$want" ]] || fail "quiet.db (renamed, not written) differs"
+unmount_fs "$M"
+B3=$TEST_TMP/back3
+mkdir -p "$B3"
+mount_fs "$B3" "$M" -o batch_interval=1
+wait_until 30 test -e "$M/quiet.db"
+mv "$M/quiet.db" "$M/moved.db" || fail "mv of a bucket-only database failed"
+[[ $(sha3 "$M/moved.db") == "$want" ]] || fail "moved.db differs"
+[[ ! -e $M/quiet.db ]] || fail "quiet.db still there after mv"
+wait_until 60 restorable moved.db "$TEST_TMP/m.db"
+[[ $(sha3 "$TEST_TMP/m.db") == "$want" ]] || fail "moved.db in the bucket differs"
 unmount_fs "$M"
 note ok
