@@ -116,9 +116,10 @@ struct fs_hooks {
      * only in the bucket): the replicator then deletes it there (tombstone) and stops
      * listing it. */
     void (*unlinked)(void *arg, const char *path);
-    /* [loop] After a successful rename (flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE). For
-     * EXCHANGE both paths still exist, with swapped contents. A rename over an existing file
-     * implies that file's content is gone (no separate unlinked). */
+    /* [loop; a worker when the source was a virtual entry restored first] After a successful
+     * rename (flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE). For EXCHANGE both paths still
+     * exist, with swapped contents. A rename over an existing file implies that file's content
+     * is gone (no separate unlinked). */
     void (*renamed)(void *arg, const char *from, const char *to, unsigned flags);
 
     /* Virtual entries: databases that exist only in the bucket. */

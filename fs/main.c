@@ -196,7 +196,7 @@ int main(int argc, char **argv)
     hooks_started = true;
     daemon_ready(status_fd, 0); /* from here on, logs go to syslog unless -f */
     status_fd = -1;
-    stagelock_note(lock_fd, "serving", cfg.mountpoint);
+    stagelock_note(lock_fd, STAGELOCK_SERVING, cfg.mountpoint);
     LOG_INFO("main: mounted backing=%s mountpoint=%s replication=%s writeback=%d",
              cfg.backing_dir, cfg.mountpoint, cfg.noreplicate ? "off" : "on", cfg.writeback);
 
@@ -217,7 +217,7 @@ int main(int argc, char **argv)
         rc = 0;
     }
     LOG_INFO("main: unmounting mountpoint=%s", cfg.mountpoint);
-    stagelock_note(lock_fd, "flushing", cfg.mountpoint); /* a new mount may wait for us */
+    stagelock_note(lock_fd, STAGELOCK_FLUSHING, cfg.mountpoint); /* a new mount may wait for us */
 
 out:
     if (fs != NULL)
@@ -241,7 +241,7 @@ out:
         fuse_session_destroy(se);
     fs_free(fs);
     if (lock_fd >= 0) { /* last: every upload and state file is done */
-        stagelock_note(lock_fd, "exited", cfg.mountpoint);
+        stagelock_note(lock_fd, STAGELOCK_EXITED, cfg.mountpoint);
         close(lock_fd);
     }
     fs_config_free(&cfg);

@@ -17,6 +17,12 @@
 #define STAGELOCK_NAME "lock"
 #define STAGELOCK_POLL_MS 100
 
+static const char *const STATE_NAMES[] = {
+    [STAGELOCK_SERVING] = "serving",
+    [STAGELOCK_FLUSHING] = "flushing",
+    [STAGELOCK_EXITED] = "exited",
+};
+
 /* The holder's note: "pid=N state=S mountpoint=M\n"; fields left empty when unreadable. */
 struct holder {
     char pid[24];
@@ -96,7 +102,8 @@ int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
         }
         struct holder h;
         holder_read(fd, &h);
-        if (strcmp(h.state, "flushing") != 0 && strcmp(h.state, "exited") != 0) {
+        if (strcmp(h.state, STATE_NAMES[STAGELOCK_FLUSHING]) != 0 &&
+            strcmp(h.state, STATE_NAMES[STAGELOCK_EXITED]) != 0) {
             held_error(staging_dir, &h, err);
             break;
         }
@@ -121,11 +128,11 @@ int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
     return -1;
 }
 
-void stagelock_note(int fd, const char *state, const char *mountpoint)
+void stagelock_note(int fd, enum stagelock_state state, const char *mountpoint)
 {
     char note[4200];
     int n = snprintf(note, sizeof(note), "pid=%ld state=%s mountpoint=%s\n", (long)getpid(),
-                     state, mountpoint);
+                     STATE_NAMES[state], mountpoint);
 
     if (fd < 0 || n < 0 || (size_t)n >= sizeof(note))
         return;

@@ -5,8 +5,8 @@
  * How:     an exclusive flock(2) on <staging>/lock, held by an fd the daemon keeps open for
  *          its whole life (it survives the daemonising fork; the kernel drops it when the
  *          process dies, kill -9 included). The file also holds a one-line note - pid, state
- *          (serving | flushing | exited) and mountpoint - so that a second daemon can say who holds it
- *          and wait for a predecessor that is only finishing its unmount's uploads.
+ *          (serving | flushing | exited) and mountpoint - so that a second daemon can say who
+ *          holds it and wait for a predecessor that is only finishing its unmount's uploads.
  *          A filesystem without flock (ENOLCK, EOPNOTSUPP) gets a warning and no guard.
  * Owns:    the returned fd (the caller closes it at exit, or lets the process end).
  * Threads: call from the main thread only.
@@ -22,8 +22,12 @@
  * up to wait_ms for it (one log line), then fails with ETIMEDOUT. Held by one that is serving a
  * mount: fails at once with EBUSY naming its pid and mountpoint. Returns the fd, or -1. */
 int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err);
-/* Records this process as the holder: state "serving", "flushing" or "exited" (written just
- * before the lock goes), and its mountpoint. */
-void stagelock_note(int fd, const char *state, const char *mountpoint);
+enum stagelock_state {
+    STAGELOCK_SERVING,  /* a mount is up: a second daemon fails */
+    STAGELOCK_FLUSHING, /* unmounted, uploading what is left: a second daemon waits */
+    STAGELOCK_EXITED,   /* written just before the lock goes */
+};
+/* Records this process as the holder, in state, serving mountpoint. */
+void stagelock_note(int fd, enum stagelock_state state, const char *mountpoint);
 
 #endif

@@ -1533,31 +1533,41 @@ out:
     return rc;
 }
 
-static void db_detect_journal(struct repl_db *db)
+/* The first 100 bytes of db's file and its size: false unless it is a SQLite database. */
+static bool db_header_read(const struct repl_db *db, uint8_t h[100], uint64_t *size)
 {
-    uint8_t h[20];
     size_t got = 0;
+    struct stat sb;
     int fd = open(db->db_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return;
-    if (fileio_pread_full(fd, h, sizeof(h), 0, &got) == 0 && got == sizeof(h) &&
-        memcmp(h, "SQLite format 3", 16) == 0) {
-        pthread_mutex_lock(&db->mu);
-        db->journal_known = true;
-        if (h[18] == 2 && h[19] == 2)
-            db->journal_wal = true;
-        else if (!db->has_gen && db->wal_fd < 0)
-            db->journal_wal = false;
-        bool warn = !db->journal_wal && !db->journal_warned;
-        if (warn)
-            db->journal_warned = true;
-        pthread_mutex_unlock(&db->mu);
-        if (warn)
-            LOG_WARN("replicator: database is in rollback-journal mode and NOT replicated "
-                     "db=%s (use PRAGMA journal_mode=WAL)",
-                     db->name);
-    }
+        return false;
+    bool ok = fstat(fd, &sb) == 0 && fileio_pread_full(fd, h, 100, 0, &got) == 0 &&
+              got == 100 && memcmp(h, "SQLite format 3", 16) == 0;
     close(fd);
+    *size = ok ? (uint64_t)sb.st_size : 0;
+    return ok;
+}
+
+static void db_detect_journal(struct repl_db *db)
+{
+    uint8_t h[100];
+    uint64_t size;
+    if (!db_header_read(db, h, &size))
+        return;
+    pthread_mutex_lock(&db->mu);
+    db->journal_known = true;
+    if (h[18] == 2 && h[19] == 2)
+        db->journal_wal = true;
+    else if (!db->has_gen && db->wal_fd < 0)
+        db->journal_wal = false;
+    bool warn = !db->journal_wal && !db->journal_warned;
+    if (warn)
+        db->journal_warned = true;
+    pthread_mutex_unlock(&db->mu);
+    if (warn)
+        LOG_WARN("replicator: database is in rollback-journal mode and NOT replicated "
+                 "db=%s (use PRAGMA journal_mode=WAL)",
+                 db->name);
 }
 
 static int wal_open_fd(const char *path)
@@ -2618,21 +2628,13 @@ static void gen_dir_discard(struct repl_db *db, const struct gen_id *g)
 static bool db_file_hdrinfo(const struct repl_db *db, struct hdrinfo *h)
 {
     uint8_t b[100];
-    size_t got = 0;
-    struct stat sb;
-    int fd = open(db->db_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    bool ok = fstat(fd, &sb) == 0 && fileio_pread_full(fd, b, sizeof(b), 0, &got) == 0 &&
-              got == sizeof(b) && memcmp(b, "SQLite format 3", 16) == 0 && b[18] == 2 &&
-              b[19] == 2;
-    close(fd);
-    if (!ok)
+    uint64_t size;
+    if (!db_header_read(db, b, &size) || b[18] != 2 || b[19] != 2)
         return false;
     uint32_t ps = ((uint32_t)b[16] << 8) | b[17];
     if (ps == 1)
         ps = 65536;
-    if (ps < 512 || (ps & (ps - 1)) != 0 || (uint64_t)sb.st_size < ps)
+    if (!wal_page_size_valid(ps) || size < ps)
         return false;
     *h = (struct hdrinfo){.page_size = ps};
     return true;
