@@ -58,6 +58,11 @@
 #define REPL_BACKOFF_MIN_MS 250u
 #define REPL_BACKOFF_MAX_MS 10000u
 #define REPL_IDLE_WAIT_MS 200u
+/* A database file that changes outside any WAL generation (copied in with cp, say) is
+ * snapshotted once it has not changed for this long (see watch_check). */
+#define REPL_SETTLE_MS 2000
+#define REPL_SETTLE_STR "2 s"
+#define REPL_WATCH_EVERY_MS 500
 
 /* ITEM_LEASE is never queued: the uploader renews the lease of a db with it. */
 enum item_kind { ITEM_VERIFY, ITEM_TOMBSTONE, ITEM_DEP, ITEM_META, ITEM_SEG, ITEM_LEASE };
@@ -77,6 +82,14 @@ struct item {
     int64_t commit_ms; /* oldest commit in the batch */
     bool has_expect;   /* ITEM_VERIFY: the generation we expect to be the bucket's newest */
     struct gen_id expect;
+};
+
+/* What stat says of a file, to tell whether it changed between two looks. */
+struct file_sig {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
 };
 
 struct hdrinfo {
@@ -117,6 +130,12 @@ struct repl_db {
     struct gen_id parent_hint;
     bool force_snapshot;
     bool renamed_in; /* mu: the handle repl_db_renamed made (see gen_begin_unbacked) */
+    /* The db file written outside any WAL generation (see watch_check): wsig is the file as
+     * last seen (at open, then by the stager), wchanged says the bucket does not hold it as it
+     * is, wsince_ms when it last changed. */
+    bool watch, wchanged;
+    struct file_sig wsig;
+    int64_t wsince_ms, wnext_ms; /* wnext_ms: the stager's next look */
     /* The next generation's link to its parent is not known to be continuous (no parent,
      * divergence, lost frames, unclean restart, rename): its snapshot is its only base, so it
      * may displace a running snapshot that is not (see snap_start). */
@@ -264,6 +283,23 @@ static void seg_files_unlink(const char *gdir, const struct item *x)
         if (path_join(p, sizeof(p), gdir, nm) == 0)
             unlink(p);
     }
+}
+
+static bool file_sig_of(const char *path, struct file_sig *s)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return false;
+    *s = (struct file_sig){.dev = sb.st_dev, .ino = sb.st_ino, .size = sb.st_size,
+                           .mtime = sb.st_mtim, .ctime = sb.st_ctim};
+    return true;
+}
+
+static bool file_sig_eq(const struct file_sig *a, const struct file_sig *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 static void db_set_error(struct repl_db *db, const struct err *e)
@@ -490,11 +526,16 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
         return ERR(err, rc, "replicator: staging path too long");
     if ((rc = fileio_mkdir_p(path, REPL_STATE_DIR_MODE, err)) != 0)
         return rc;
+    struct file_sig sig;
+    bool have_sig = file_sig_of(db->db_path, &sig);
 
     pthread_mutex_lock(&db->mu);
     bool has_parent = db->has_parent_hint || db->has_gen;
     struct gen_id parent = db->has_parent_hint ? db->parent_hint : db->gen;
-    bool essential = !has_parent || db->need_base || db->chain_broken;
+    /* a watched file changed since the bucket got it (see watch_check), and the stager has
+     * not taken it yet: the parent does not hold what this WAL starts from */
+    bool raw = db->watch && (db->wchanged || !have_sig || !file_sig_eq(&sig, &db->wsig));
+    bool essential = !has_parent || db->need_base || db->chain_broken || raw;
     bool want_snap = essential || snap_wanted_locked(db);
     pthread_mutex_unlock(&db->mu);
 
@@ -542,6 +583,7 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     db->n_generations++;
     db->journal_wal = true;
     db->journal_known = true;
+    db->watch = db->wchanged = false; /* gen_begin_unbacked arms it again */
     if (idep)
         q_push(db, idep);
     q_push(db, imeta);
@@ -1210,6 +1252,7 @@ struct replicator *repl_new(const struct repl_conf *conf, struct s3_client *s3, 
 }
 
 static void *stager_main(void *arg);
+static void watch_check(struct repl_db *db, bool hurry);
 static void *uploader_main(void *arg);
 static void *snapper_main(void *arg);
 
@@ -1601,6 +1644,8 @@ static struct repl_db *db_alloc(struct replicator *r, const char *db_name, const
         db_free(db);
         return NULL;
     }
+    /* The file as it is when it becomes known: after a lazy restore, what the bucket holds. */
+    file_sig_of(db_path, &db->wsig);
     return db;
 }
 
@@ -2080,12 +2125,22 @@ static void *stager_main(void *arg)
     while (!r->stop) {
         int64_t now = now_ms();
         int64_t next = now + REPL_IDLE_WAIT_MS;
-        struct repl_db *due[64];
+        struct repl_db *due[64], *watched[64];
         bool cut[64]; /* else: copy ahead and/or save the state only */
-        size_t n_due = 0;
+        bool hurry[64];
+        size_t n_due = 0, n_watched = 0;
         bool more = false;
         for (struct repl_db *db = r->dbs; db; db = db->next) {
             pthread_mutex_lock(&db->mu);
+            if (db->watch && !db->retired && (db->wnext_ms <= now || db->urgent)) {
+                if (n_watched < 64) {
+                    db->wnext_ms = now + REPL_WATCH_EVERY_MS;
+                    hurry[n_watched] = db->urgent;
+                    watched[n_watched++] = db;
+                } else {
+                    more = true;
+                }
+            }
             bool pending = db->gen_open && db->committed > db->staged;
             int64_t at = db->pending_since_ms + r->conf.batch_interval_ms;
             bool is_due = pending && (db->n_cuts > 0 || db->urgent || at <= now);
@@ -2133,6 +2188,8 @@ static void *stager_main(void *arg)
                 LOG_ERR("replicator: staging failed db=%s err=%s", db->name, e.msg);
             db_persist(db);
         }
+        for (size_t i = 0; i < n_watched; i++)
+            watch_check(watched[i], hurry[i]);
         if (now - last_journal_check > 2000) {
             last_journal_check = now;
             pthread_mutex_lock(&r->mu);
@@ -2640,15 +2697,21 @@ static bool db_file_hdrinfo(const struct repl_db *db, struct hdrinfo *h)
     return true;
 }
 
-/* The bucket has no generation of db (upload_verify), a renamed database that has none here
- * either and no -wal frames to begin one: left alone after the rename, it would stay out of the
- * bucket (its old name tombstoned) until its next commit, while the status said it was in. A
- * snapshot-only generation now (the next -wal begins the next one). Only for a rename: a file
- * copied into the mount may still be being written when this runs (cp writes it in chunks,
- * not through a WAL), and a snapshot taken then would hold a torn copy. */
-static int gen_begin_unbacked(struct repl_db *db, struct err *err)
+/* A snapshot-only generation of the db file as it is now (the next -wal begins the next
+ * one), for a database the bucket does not hold and no WAL generation would carry:
+ * - from upload_verify (watched false): a renamed database the bucket has no generation of.
+ *   Left alone after the rename it would stay out of the bucket (its old name tombstoned)
+ *   until its next commit, while the status said it was in.
+ * - from the stager (watched true, see watch_check): a file written outside any WAL, copied
+ *   in with cp or overwritten, once it has stopped changing. Not earlier: cp writes in chunks,
+ *   and a snapshot taken meanwhile would hold a torn copy. The file stays watched: a change
+ *   after this snapshot (a cp that paused) takes another one, which is then the only base.
+ * A file that is not a database in WAL mode is left alone until it changes. */
+static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
+                              struct err *err)
 {
     struct hdrinfo h;
+    struct file_sig sig;
     int rc = 0;
 
     pthread_mutex_lock(&db->r->mu);
@@ -2658,21 +2721,96 @@ static int gen_begin_unbacked(struct repl_db *db, struct err *err)
         return 0;
     pthread_mutex_lock(&db->stage_mu);
     pthread_mutex_lock(&db->gen_mu); /* the hot path begins no generation meanwhile */
+    bool have_sig = file_sig_of(db->db_path, &sig);
     pthread_mutex_lock(&db->mu);
-    bool idle = db->renamed_in && !db->has_gen && !db->gen_open && db->committed == 0;
+    bool idle = !db->gen_open && db->committed == 0 &&
+                (watched ? db->watch && db->wchanged : db->renamed_in && !db->has_gen);
     pthread_mutex_unlock(&db->mu);
-    if (idle && db_file_hdrinfo(db, &h) && (rc = gen_begin(db, &h, err)) == 0) {
+    bool is_db = idle && db_file_hdrinfo(db, &h);
+    if (is_db && watched) {
+        pthread_mutex_lock(&db->mu);
+        db->force_snapshot = true;
+        db->need_base = true;
+        pthread_mutex_unlock(&db->mu);
+    }
+    if (is_db && (rc = gen_begin(db, &h, err)) == 0) {
         pthread_mutex_lock(&db->mu);
         db->gen_open = false;
         db->lsn_staged = db->lsn_uploaded = db->lsn_committed;
         pthread_mutex_unlock(&db->mu);
-        LOG_INFO("replicator: renamed database not written since: its snapshot goes up now "
-                 "db=%s gen=%s",
-                 db->name, db->gen_str);
+        if (watched)
+            LOG_INFO("replicator: database written outside a WAL (copied in?) and %s: its "
+                     "snapshot goes up now db=%s gen=%s",
+                     hurried ? "a flush waits" : "unchanged for " REPL_SETTLE_STR, db->name,
+                     db->gen_str);
+        else
+            LOG_INFO("replicator: renamed database not written since: its snapshot goes up "
+                     "now db=%s gen=%s",
+                     db->name, db->gen_str);
+    }
+    if (idle && watched && rc == 0) {
+        pthread_mutex_lock(&db->mu);
+        db->watch = true;
+        db->wchanged = false;
+        if (have_sig)
+            db->wsig = sig;
+        pthread_mutex_unlock(&db->mu);
     }
     pthread_mutex_unlock(&db->gen_mu);
     pthread_mutex_unlock(&db->stage_mu);
+    if (watched && idle && rc == 0)
+        wake_uploaders(db->r);
     return rc;
+}
+
+/* upload_verify found that the bucket may not hold db's file as it is (unheld: it has no
+ * generation of it; else the file changed since it became known, e.g. overwritten right
+ * after its lazy restore), and no generation here carries it: the stager watches it until it
+ * settles (see watch_check). A commit before then begins a generation instead. */
+static void watch_arm(struct repl_db *db, bool unheld)
+{
+    struct file_sig sig;
+    bool have = file_sig_of(db->db_path, &sig);
+    pthread_mutex_lock(&db->mu);
+    if (have && !db->has_gen && !db->gen_open && db->committed == 0) {
+        db->watch = true;
+        db->wchanged = (unheld || !file_sig_eq(&sig, &db->wsig)) &&
+                       (db->journal_wal || !db->journal_known);
+        db->wsig = sig;
+        db->wsince_ms = now_ms();
+    }
+    pthread_mutex_unlock(&db->mu);
+}
+
+/* The stager's look at a watched db (see gen_begin_unbacked): a change restarts the wait; a
+ * file unchanged for REPL_SETTLE_MS (at once when a flush hurries it: nothing writes
+ * through an unmounted filesystem) gets its snapshot-only generation. mu NOT held. */
+static void watch_check(struct repl_db *db, bool hurry)
+{
+    struct file_sig sig;
+    int64_t now = now_ms();
+    if (!file_sig_of(db->db_path, &sig))
+        return; /* gone: its unlink retires db */
+    pthread_mutex_lock(&db->mu);
+    if (db->watch && !file_sig_eq(&sig, &db->wsig)) {
+        db->wsig = sig;
+        /* a rollback-journal database is not replicated (db_detect_journal says so) */
+        db->wchanged = db->journal_wal || !db->journal_known;
+        db->wsince_ms = now;
+    }
+    bool due = db->watch && db->wchanged && (hurry || now - db->wsince_ms >= REPL_SETTLE_MS);
+    pthread_mutex_unlock(&db->mu);
+    if (!due)
+        return;
+    struct err e = {0};
+    if (gen_begin_unbacked(db, true, hurry, &e) != 0) {
+        pthread_mutex_lock(&db->mu);
+        db->wsince_ms = now; /* tried again after another wait */
+        db_set_error(db, &e);
+        pthread_mutex_unlock(&db->mu);
+        LOG_ERR("replicator: snapshot of a database written outside a WAL failed db=%s err=%s",
+                db->name, e.msg);
+    }
 }
 
 /* Checks the bucket before the first upload of db (see repl_db_open). */
@@ -2699,7 +2837,13 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     }
     if (n == 0) {
         free(ids);
-        return gen_begin_unbacked(db, err);
+        pthread_mutex_lock(&db->mu);
+        bool renamed = db->renamed_in;
+        pthread_mutex_unlock(&db->mu);
+        if (renamed)
+            return gen_begin_unbacked(db, false, false, err);
+        watch_arm(db, true);
+        return 0;
     }
     struct gen_id newest = ids[0];
     free(ids);
@@ -2833,6 +2977,8 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     }
     pthread_mutex_unlock(&db->gen_mu);
     pthread_mutex_unlock(&db->stage_mu);
+    if (rc == 0 && !it->has_expect)
+        watch_arm(db, false);
     return rc;
 }
 
@@ -3401,7 +3547,8 @@ static bool db_drained(struct repl_db *db, uint64_t target)
     /* mu held */
     bool only_verify = db->q_head == NULL;
     return only_verify && db->lsn_uploaded >= target && !db->snap_running && !db->snap_upload &&
-           !db->chain_broken && !(db->gen_open && db->committed > db->staged);
+           !db->chain_broken && !(db->gen_open && db->committed > db->staged) &&
+           !(db->watch && db->wchanged);
 }
 
 /* A pending object still in db's staging directory, whether queued or not: a segment,
@@ -3563,7 +3710,7 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
     out->n_generations = db->n_generations;
     out->n_snapshots = db->n_snapshots;
     out->n_batches = db->n_batches;
-    out->snapshot_pending = db->snap_running || db->snap_upload;
+    out->snapshot_pending = db->snap_running || db->snap_upload || (db->watch && db->wchanged);
     out->s3_outage = db->outage;
     out->lease_blocked = db->lease_blocked;
     snprintf(out->lease_holder, sizeof(out->lease_holder), "%s", db->lease_holder);
