@@ -146,13 +146,17 @@ void fs_config_usage(const char *prog)
 {
     printf(
         "usage: %s [-f] [-d] [-o OPTION[,OPTION...]] BACKING_DIR MOUNTPOINT\n"
+        "       %s -u MOUNTPOINT\n"
         "\n"
         "Mounts a view of BACKING_DIR at MOUNTPOINT. Every SQLite database in it is replicated\n"
         "to S3 in the libSQL bottomless layout; databases that exist only in the bucket are\n"
-        "listed and restored when opened. Unmount with `fusermount3 -u MOUNTPOINT`.\n"
+        "listed and restored when opened.\n"
         "MOUNTPOINT must be outside BACKING_DIR (and BACKING_DIR outside MOUNTPOINT).\n"
         "\n"
         "general options:\n"
+        "  -u, --unmount MOUNTPOINT  unmount (fusermount3 -u), then wait until the daemon\n"
+        "                         has uploaded what is left; exit 0 only when everything\n"
+        "                         committed is in S3 (fusermount3 -u returns before that)\n"
         "  -h, --help             this text\n"
         "  -V, --version          print the version\n"
         "  -f                     stay in the foreground (SIGTERM/SIGINT unmount cleanly)\n"
@@ -225,7 +229,7 @@ void fs_config_usage(const char *prog)
         "\n"
         "MOUNTPOINT/.bottomless/status is a read-only JSON view of every database's replication\n"
         "state. BACKING_DIR/.bottomless is the replicator's staging area and is hidden.\n",
-        prog, FS_DEFAULT_WORKERS, FS_DEFAULT_SPIN_US, CPULAT_DEFAULT_MIN_RATE,
+        prog, prog, FS_DEFAULT_WORKERS, FS_DEFAULT_SPIN_US, CPULAT_DEFAULT_MIN_RATE,
         FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000, FS_DEFAULT_WRITEBACK_MS,
         FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
         FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB,

@@ -74,8 +74,10 @@ struct fs_hooks {
      * unmounts and makes the daemon exit non-zero with err's message (e.g. bucket unreachable). */
     int (*mount_start)(void *arg, const struct fs_hook_env *env, struct err *err);
     /* [main] After the kernel unmount (or a fatal signal): flush, stop threads, free arg.
-     * Bounded by cfg->flush_timeout_ms. Called exactly once if mount_start succeeded. */
-    void (*shutdown)(void *arg);
+     * Bounded by cfg->flush_timeout_ms. Called exactly once if mount_start succeeded.
+     * Returns 0 when everything committed reached S3, else a positive errno (what is left
+     * stays staged for the next mount). */
+    int (*shutdown)(void *arg);
 
     /* [loop] A file was opened or created (O_CREAT in flags when create) on backing fd (a real,
      * readable fd: O_WRONLY opens are upgraded to O_RDWR for the replicator's benefit; borrowed,

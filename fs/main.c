@@ -24,6 +24,7 @@
 #include "fs/hooks.h"
 #include "fs/loop.h"
 #include "fs/stagelock.h"
+#include "fs/unmount.h"
 
 /* Forks; the parent waits for the child's status byte and exits with it. Returns the write end
  * of the status pipe in the child (or -1 on failure, with err set). */
@@ -106,6 +107,7 @@ int main(int argc, char **argv)
     bool mounted = false;
     bool hooks_started = false;
     bool signals_set = false;
+    bool flushed = true; /* the shutdown hook's verdict, for bottomlessfs -u (fs/unmount.c) */
     struct cpulat *cpulat = NULL; /* only while the session loop runs */
     int status_fd = -1;
     int lock_fd = -1; /* the staging area's lock, held until the process ends */
@@ -115,6 +117,8 @@ int main(int argc, char **argv)
      * (zstd's workspaces, MiBs) and then serves such blocks from per-thread arenas that keep
      * their peak: 8 MiB per uploader thread, the daemon's RSS up by a third under load. */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    if (argc >= 2 && (strcmp(argv[1], "-u") == 0 || strcmp(argv[1], "--unmount") == 0))
+        return fs_unmount_main(argc, argv);
     log_init(LOG_LEVEL_INFO, false, "bottomlessfs");
     memset(&hooks, 0, sizeof(hooks));
     rc = fs_config_parse(&cfg, argc, argv, &exit_now, &err);
@@ -227,7 +231,7 @@ out:
     if (fs != NULL)
         fs_release_all(fs); /* handles whose RELEASE never came: hooks.release first */
     if (hooks_started && hooks.shutdown != NULL)
-        hooks.shutdown(hooks.arg);
+        flushed = hooks.shutdown(hooks.arg) == 0;
     if (rc != 0 && err.code != 0) {
         if (!hooks_started) /* still attached to the caller's terminal */
             fprintf(stderr, "bottomlessfs: %s\n", err.msg);
@@ -241,7 +245,8 @@ out:
         fuse_session_destroy(se);
     fs_free(fs);
     if (lock_fd >= 0) { /* last: every upload and state file is done */
-        stagelock_note(lock_fd, STAGELOCK_EXITED, cfg.mountpoint);
+        stagelock_note(lock_fd, flushed ? STAGELOCK_EXITED : STAGELOCK_EXITED_UNFLUSHED,
+                       cfg.mountpoint);
         close(lock_fd);
     }
     fs_config_free(&cfg);

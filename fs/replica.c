@@ -1116,15 +1116,14 @@ static void replica_free(struct replica *r)
     free(r);
 }
 
-static void hook_shutdown(void *arg)
+static int hook_shutdown(void *arg)
 {
     struct replica *r = arg;
     struct err err = {0};
     uint32_t timeout_ms = r->cfg->flush_timeout_ms;
+    int rc = 0;
 
     if (r->repl != NULL && r->started) {
-        int rc;
-
         LOG_INFO("replica: flushing to S3 (at most %u s)", (unsigned)(timeout_ms / 1000));
         rc = repl_flush(r->repl, timeout_ms, &err);
         if (rc != 0) {
@@ -1139,6 +1138,7 @@ static void hook_shutdown(void *arg)
         }
     }
     replica_free(r);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- init */

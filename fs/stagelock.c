@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
@@ -21,12 +22,13 @@ static const char *const STATE_NAMES[] = {
     [STAGELOCK_SERVING] = "serving",
     [STAGELOCK_FLUSHING] = "flushing",
     [STAGELOCK_EXITED] = "exited",
+    [STAGELOCK_EXITED_UNFLUSHED] = "exited-unflushed",
 };
 
 /* The holder's note: "pid=N state=S mountpoint=M\n"; fields left empty when unreadable. */
 struct holder {
     char pid[24];
-    char state[16];
+    char state[24];
     char mountpoint[4096];
 };
 
@@ -43,7 +45,7 @@ static void holder_read(int fd, struct holder *h)
     if (nl == NULL) /* torn or not written yet */
         return;
     *nl = '\0';
-    if (sscanf(buf, "pid=%23s state=%15s", h->pid, h->state) != 2) {
+    if (sscanf(buf, "pid=%23s state=%23s", h->pid, h->state) != 2) {
         memset(h, 0, sizeof(*h));
         return;
     }
@@ -103,7 +105,8 @@ int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
         struct holder h;
         holder_read(fd, &h);
         if (strcmp(h.state, STATE_NAMES[STAGELOCK_FLUSHING]) != 0 &&
-            strcmp(h.state, STATE_NAMES[STAGELOCK_EXITED]) != 0) {
+            strcmp(h.state, STATE_NAMES[STAGELOCK_EXITED]) != 0 &&
+            strcmp(h.state, STATE_NAMES[STAGELOCK_EXITED_UNFLUSHED]) != 0) {
             held_error(staging_dir, &h, err);
             break;
         }
@@ -140,4 +143,65 @@ void stagelock_note(int fd, enum stagelock_state state, const char *mountpoint)
      * so a reader sees the old note, the new one, or a torn line (no newline: "starting"). */
     if (fileio_pwrite_all(fd, note, (size_t)n, 0) != 0 || ftruncate(fd, n) != 0)
         LOG_WARN("main: cannot write the staging lock note errno=%s", errno_name(errno));
+}
+
+static int state_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof(STATE_NAMES) / sizeof(STATE_NAMES[0]); i++)
+        if (strcmp(name, STATE_NAMES[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void holder_export(const struct holder *h, struct stagelock_holder *out)
+{
+    char *end = NULL;
+    long pid = strtol(h->pid, &end, 10);
+    out->pid = end != h->pid && *end == '\0' && pid > 0 ? pid : 0;
+    out->state = state_of(h->state);
+    snprintf(out->mountpoint, sizeof(out->mountpoint), "%s", h->mountpoint);
+}
+
+int stagelock_open_note(const char *staging_dir, struct stagelock_holder *h, struct err *err)
+{
+    char path[4200];
+    struct holder raw;
+    int n = snprintf(path, sizeof(path), "%s/%s", staging_dir, STAGELOCK_NAME);
+
+    memset(h, 0, sizeof(*h));
+    h->state = -1;
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        ERR(err, ENAMETOOLONG, "staging directory path too long: %s", staging_dir);
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        ERR(err, errno, "cannot open %s: %s", path, errno_name(errno));
+        return -1;
+    }
+    holder_read(fd, &raw);
+    holder_export(&raw, h);
+    return fd;
+}
+
+int stagelock_wait_free(int fd, struct stagelock_holder *h, uint32_t timeout_ms)
+{
+    int64_t deadline = clock_mono_ms() + timeout_ms;
+    for (;;) {
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+            struct holder raw;
+            holder_read(fd, &raw); /* the note is final: its writer is gone */
+            holder_export(&raw, h);
+            flock(fd, LOCK_UN);
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK)
+            return errno;
+        if (timeout_ms != STAGELOCK_FOREVER && clock_mono_ms() >= deadline)
+            return ETIMEDOUT;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = STAGELOCK_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }

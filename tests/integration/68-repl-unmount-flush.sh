@@ -4,8 +4,9 @@
 # closes: the clean unmount must leave nothing staged (no segment, .meta or .dep files under
 # BACKING/.bottomless), every generation in the bucket has its .meta and the batches staged
 # for it, and the restore equals the source. Regression: the first generation's batch and
-# .meta stayed staged through the unmount (uploaded only at the next mount). A last case mounts
-# with -o compression=none, which the mount refused until 2026-11-26.
+# .meta stayed staged through the unmount (uploaded only at the next mount). A case mounts
+# with -o compression=none, which the mount refused until 2026-11-26. The last unmounts with
+# bottomlessfs -u, which returns only when the daemon has uploaded everything.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -86,3 +87,22 @@ run_case shop.db 3 1      # the reproducer's shape: checkpoints a second apart
 run_case quick.db 2 0     # no pauses: everything within the first batch interval
 run_case one.db 0 0       # a single generation, unmounted at once
 run_case raw.db 2 0 none  # -o compression=none (was refused at mount: "use zstd, gzip or none")
+
+# bottomlessfs -u returns only after the final upload: a restore right after it is exact
+# (after fusermount3 -u alone the daemon may still be uploading)
+mount_fs "$B" "$M" -o batch_interval=30
+pid=$BFS_FS_PID
+"$PY" "$TEST_TMP/app.py" "$M/late.db" 1 0 >"$TEST_TMP/late.count" || fail "app failed (late.db)"
+"$BFS_BIN/bottomlessfs" -u "$M" >"$TEST_TMP/u.out" || fail "bottomlessfs -u failed"
+grep -q "unmounted; everything committed is in S3" "$TEST_TMP/u.out" ||
+    fail "bottomlessfs -u said: $(cat "$TEST_TMP/u.out")"
+[[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo gone) =~ ^(Z|gone)$ ]] ||
+    fail "bottomlessfs -u returned while the daemon still ran"
+cli -d late.db restore -o "$TEST_TMP/late.db" >/dev/null || fail "late.db not in the bucket"
+[[ $(sha3 "$TEST_TMP/late.db") == $(sha3 "$B/late.db") ]] || fail "late.db restore differs"
+fs_reap "$M"
+# not a mount, and a plain directory: clear errors, exit 1
+! "$BFS_BIN/bottomlessfs" -u "$M" 2>"$TEST_TMP/u.err" || fail "bottomlessfs -u of no mount succeeded"
+grep -q "nothing is mounted at" "$TEST_TMP/u.err" || fail "unclear error: $(cat "$TEST_TMP/u.err")"
+! "$BFS_BIN/bottomlessfs" -u /proc 2>"$TEST_TMP/u.err" || fail "bottomlessfs -u /proc succeeded"
+grep -q "not bottomlessfs" "$TEST_TMP/u.err" || fail "unclear error: $(cat "$TEST_TMP/u.err")"

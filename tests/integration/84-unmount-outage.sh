@@ -2,6 +2,7 @@
 # 84-unmount-outage: unmounting while S3 is down. Transactions committed during the outage
 # cannot be uploaded: the daemon waits flush_timeout, says what it could not upload (db= and
 # frames), exits, and keeps them in BACKING_DIR/.bottomless; the database itself is intact.
+# bottomlessfs -u waits for that and exits 1 saying what stays staged.
 # The next mount, with S3 back, uploads them and the restore equals the local database.
 # (README "Guarantees", unmount.)
 # timeout: 300
@@ -31,11 +32,19 @@ sum=$(sha3 "$M/app.db")
 count=$(sqlite3 "$M/app.db" "select count(*) from t")
 ((count == before + 40)) || fail "local database has $count rows, want $((before + 40))"
 
-# unmount with S3 down: bounded wait, a clear message, staging kept
+# unmount with S3 down: bounded wait, a clear message, staging kept; bottomlessfs -u waits
+# for the daemon and says (exit 1) that not everything reached S3
 pid=$BFS_FS_PID
 t0=$SECONDS
-fusermount3 -u "$M" || fail "fusermount3 -u failed"
-wait_until 60 bash -c '! kill -0 "$1" 2>/dev/null' _ "$pid"
+rc=0
+"$BFS_BIN/bottomlessfs" -u "$M" >"$TEST_TMP/u.out" 2>"$TEST_TMP/u.err" || rc=$?
+note "bottomlessfs -u: exit $rc after $((SECONDS - t0)) s: $(cat "$TEST_TMP/u.err")"
+((rc == 1)) || fail "bottomlessfs -u exited $rc with uploads left (want 1)"
+grep -q "not everything committed reached S3 .* staged in $B/.bottomless" "$TEST_TMP/u.err" ||
+    fail "bottomlessfs -u did not say what was left: $(cat "$TEST_TMP/u.err")"
+[[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo gone) =~ ^(Z|gone)$ ]] ||
+    fail "bottomlessfs -u returned while the daemon still ran"
+fs_reap "$M"
 note "daemon exited $((SECONDS - t0)) s after the unmount"
 ((SECONDS - t0 <= 40)) || fail "the daemon took $((SECONDS - t0)) s to exit with flush_timeout=3"
 grep -E "unmount flush incomplete .*staging kept in" "$LOG1" >&2 ||

@@ -105,9 +105,9 @@ mount_demo() { # start the daemon in the foreground (its log goes to $LOG), wait
     done
 }
 
-unmount_demo() { # fusermount3 -u, then wait until the daemon has flushed and exited
-    fusermount3 -u "$MNT" || die "fusermount3 -u $MNT failed"
-    wait_for 70 "the daemon to exit" bash -c '! kill -0 "$1"' _ "$DAEMON_PID"
+unmount_demo() { # bottomlessfs -u returns once the daemon has flushed everything and exited
+    echo "\$ bottomlessfs -u $MNT"
+    "$BIN/bottomlessfs" -u "$MNT" || die "bottomlessfs -u $MNT failed"
     wait "$DAEMON_PID" || die "bottomlessfs exited with status $?"
     DAEMON_PID=
 }
@@ -195,7 +195,6 @@ echo " such restart of the WAL begins a new generation, linked to the previous o
 
 say "Unmounting (the daemon flushes everything to S3 first)"
 unmount_demo
-echo "unmounted, daemon exited"
 
 say "Deleting the local copy, as if this were a new machine"
 rm -f "$DATA"/shop.db*

@@ -10,6 +10,7 @@
 #   unmount_fs MNT
 #       fusermount3 -u MNT, waits for the daemon to exit and fails the test if it exited
 #       non-zero or its log shows a sanitizer report.
+#   fs_reap MNT              the same after something else unmounted MNT (bottomlessfs -u)
 #   fs_is_mounted MNT        true when MNT is a bottomlessfs mount
 #   fs_check_log LOG         fails the test when LOG holds an ASan/UBSan report
 
@@ -81,11 +82,16 @@ mount_fs() {
 }
 
 unmount_fs() {
+    [[ -n ${_BFS_FS_PIDS[$1]:-} ]] || fail "unmount_fs: $1 was not mounted by mount_fs"
+    fusermount3 -u "$1" || fail "fusermount3 -u $1 failed"
+    fs_reap "$1"
+}
+
+fs_reap() {
     local mnt=$1 pid log rc=0 end_ns
     pid=${_BFS_FS_PIDS[$mnt]:-}
     log=${_BFS_FS_LOGS[$mnt]:-}
-    [[ -n $pid ]] || fail "unmount_fs: $mnt was not mounted by mount_fs"
-    fusermount3 -u "$mnt" || fail "fusermount3 -u $mnt failed"
+    [[ -n $pid ]] || fail "fs_reap: $mnt was not mounted by mount_fs"
     end_ns=$(($(date +%s%N) + 90 * 1000000000))
     while kill -0 "$pid" 2>/dev/null && [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do
         if (($(date +%s%N) >= end_ns)); then
