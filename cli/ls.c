@@ -245,13 +245,14 @@ out:
 static int ls_databases(struct cli *cli, const struct ls_opts *o, struct err *err)
 {
     char **names = NULL;
+    bool *tombstoned = NULL;
     size_t n = 0;
     long printed = 0;
     int rc;
 
     if (o->has_gen)
         return cli_require_db(cli, err);
-    rc = layout_list_databases(cli->client, &names, &n, err);
+    rc = layout_list_databases(cli->client, &names, &tombstoned, &n, err);
     if (rc != 0)
         return rc;
     if (o->json)
@@ -269,10 +270,11 @@ static int ls_databases(struct cli *cli, const struct ls_opts *o, struct err *er
             free(ids);
             continue;
         }
-        /* deleted through a mount: its tombstone hides even the newest generation */
+        /* deleted through a mount: its tombstone hides even the newest generation (read only
+         * when the listing shows one) */
         bool has_tomb = false;
         int64_t tomb = 0;
-        rc = read_tombstone(cli, names[i], &has_tomb, &tomb, err);
+        rc = tombstoned[i] ? read_tombstone(cli, names[i], &has_tomb, &tomb, err) : 0;
         if (rc != 0) {
             free(ids);
             break;
@@ -312,6 +314,7 @@ static int ls_databases(struct cli *cli, const struct ls_opts *o, struct err *er
             printf("No databases found in bucket %s\n", s3_client_bucket(cli->client));
     }
     layout_names_free(names, n);
+    free(tombstoned);
     return rc;
 }
 

@@ -155,9 +155,10 @@ static bool cached_size_locked(struct lazy *lz, const char *db, const struct gen
     return false;
 }
 
-/* Builds one entry for db (0 and *added true when it is a virtual database). */
-static int build_entry(struct lazy *lz, const char *db, struct lazy_entry *out, bool *added,
-                       struct err *err)
+/* Builds one entry for db (0 and *added true when it is a virtual database). tombstoned: the
+ * listing holds db's tombstone (read only then). */
+static int build_entry(struct lazy *lz, const char *db, bool tombstoned, struct lazy_entry *out,
+                       bool *added, struct err *err)
 {
     char path[LAZY_PATH_MAX];
     struct err e2 = {0};
@@ -181,7 +182,7 @@ static int build_entry(struct lazy *lz, const char *db, struct lazy_entry *out, 
     }
     if (rc != 0)
         return rc;
-    {
+    if (tombstoned) {
         int64_t tomb_s = 0;
         struct err te = {0};
 
@@ -243,12 +244,13 @@ static void make_parents(struct lazy *lz, const char *path)
 static int relist(struct lazy *lz, struct err *err)
 {
     char **names = NULL;
+    bool *tombstoned = NULL;
     size_t n_names = 0;
     struct lazy_entry *v = NULL;
     size_t n = 0;
     int rc;
 
-    rc = layout_list_databases(lz->conf.s3, &names, &n_names, err);
+    rc = layout_list_databases(lz->conf.s3, &names, &tombstoned, &n_names, err);
     if (rc != 0)
         goto out;
     v = calloc(n_names ? n_names : 1, sizeof(*v));
@@ -259,7 +261,7 @@ static int relist(struct lazy *lz, struct err *err)
     for (size_t i = 0; i < n_names; i++) {
         bool added = false;
 
-        rc = build_entry(lz, names[i], &v[n], &added, err);
+        rc = build_entry(lz, names[i], tombstoned[i], &v[n], &added, err);
         if (rc != 0)
             goto out;
         if (added)
@@ -284,6 +286,7 @@ static int relist(struct lazy *lz, struct err *err)
 out:
     entries_free(v, n);
     layout_names_free(names, n_names);
+    free(tombstoned);
     return rc;
 }
 

@@ -353,7 +353,7 @@ int layout_key_tombstone(const char *db, char out[LAYOUT_KEY_MAX])
     int n;
     if (!layout_db_name_valid(db))
         return EINVAL;
-    n = snprintf(out, LAYOUT_KEY_MAX, "%s.tombstone", db);
+    n = snprintf(out, LAYOUT_KEY_MAX, "%s" LAYOUT_TOMBSTONE_SUFFIX, db);
     return n < 0 || n >= LAYOUT_KEY_MAX ? ENAMETOOLONG : 0;
 }
 

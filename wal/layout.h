@@ -35,6 +35,7 @@
 #define LAYOUT_DEP_BYTES 16
 #define LAYOUT_CHANGECOUNTER_BYTES 4
 #define LAYOUT_TOMBSTONE_BYTES 8
+#define LAYOUT_TOMBSTONE_SUFFIX ".tombstone"
 #define LAYOUT_TOMBSTONE_MAX 8210298412799LL /* bottomless' "delete everything" value */
 #define LAYOUT_MAX_DEP_DEPTH 100
 
@@ -127,9 +128,11 @@ bool layout_is_tombstoned(int64_t tombstone_s, const struct gen_id *gen);
  * a database named "<db>-x" never shows up as a generation of "<db>". Empty list is 0. */
 int layout_list_generations(struct s3_client *c, const char *db, struct gen_id **ids_out,
                             size_t *n_out, struct err *err);
-/* Database names in the bucket (sorted, unique): from "<db>-<uuid>/" prefixes. */
-int layout_list_databases(struct s3_client *c, char ***names_out, size_t *n_out,
-                          struct err *err);
+/* Database names in the bucket (sorted, unique): from "<db>-<uuid>/" prefixes, in one
+ * listing. tombstoned_out (may be NULL; malloc'ed, one per name, the caller frees): whether
+ * that listing holds "<db>.tombstone", so a reader of tombstones GETs only those. */
+int layout_list_databases(struct s3_client *c, char ***names_out, bool **tombstoned_out,
+                          size_t *n_out, struct err *err);
 void layout_names_free(char **names, size_t n);
 /* Every object under "<db>-<gen>/" (all pages), in key order. */
 struct layout_objects {

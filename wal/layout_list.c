@@ -81,7 +81,26 @@ int layout_list_generations(struct s3_client *c, const char *db, struct gen_id *
 struct name_collect {
     char **v;
     size_t n, cap;
+    char **tomb; /* "<db>" of every "<db>.tombstone" object listed */
+    size_t n_tomb, cap_tomb;
 };
+
+static int name_push(char ***v, size_t *n, size_t *cap, const char *k, size_t len)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        char **nv = realloc(*v, nc * sizeof(*nv));
+        if (!nv)
+            return ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[*n] = strndup(k, len);
+    if (!(*v)[*n])
+        return ENOMEM;
+    (*n)++;
+    return 0;
+}
 
 static int collect_db(void *arg, const struct s3_object_info *info, bool is_prefix)
 {
@@ -89,7 +108,10 @@ static int collect_db(void *arg, const struct s3_object_info *info, bool is_pref
     const char *k = info->key;
     size_t klen = strlen(k);
     const size_t tail = 1 + GEN_ID_STR_LEN + 1; /* "-<uuid>/" */
+    const size_t tomb_len = strlen(LAYOUT_TOMBSTONE_SUFFIX);
 
+    if (!is_prefix && klen > tomb_len && strcmp(k + klen - tomb_len, LAYOUT_TOMBSTONE_SUFFIX) == 0)
+        return name_push(&nc->tomb, &nc->n_tomb, &nc->cap_tomb, k, klen - tomb_len);
     if (!is_prefix || klen <= tail || k[klen - 1] != '/' || k[klen - tail] != '-')
         return 0;
     if (!gen_id_valid(k + klen - tail + 1, GEN_ID_STR_LEN))
@@ -97,19 +119,7 @@ static int collect_db(void *arg, const struct s3_object_info *info, bool is_pref
     size_t n = klen - tail;
     if (nc->n > 0 && strlen(nc->v[nc->n - 1]) == n && !memcmp(nc->v[nc->n - 1], k, n))
         return 0; /* same db as the previous prefix (listing is sorted) */
-    if (nc->n == nc->cap) {
-        size_t cap = nc->cap ? nc->cap * 2 : 16;
-        char **v = realloc(nc->v, cap * sizeof(*v));
-        if (!v)
-            return ENOMEM;
-        nc->v = v;
-        nc->cap = cap;
-    }
-    nc->v[nc->n] = strndup(k, n);
-    if (!nc->v[nc->n])
-        return ENOMEM;
-    nc->n++;
-    return 0;
+    return name_push(&nc->v, &nc->n, &nc->cap, k, n);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -117,17 +127,21 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int layout_list_databases(struct s3_client *c, char ***names_out, size_t *n_out,
-                          struct err *err)
+int layout_list_databases(struct s3_client *c, char ***names_out, bool **tombstoned_out,
+                          size_t *n_out, struct err *err)
 {
     struct name_collect nc = {0};
     struct s3_list_opts o = {0};
+    bool *tomb = NULL;
     int rc;
 
+    if (tombstoned_out)
+        *tombstoned_out = NULL;
     o.delimiter = "/";
     rc = s3_list_all(c, &o, collect_db, &nc, err);
     if (rc) {
         layout_names_free(nc.v, nc.n);
+        layout_names_free(nc.tomb, nc.n_tomb);
         if (rc == ENOMEM)
             ERR(err, ENOMEM, "list databases: out of memory");
         return rc;
@@ -144,6 +158,21 @@ int layout_list_databases(struct s3_client *c, char ***names_out, size_t *n_out,
         }
         nc.v[w++] = nc.v[i];
     }
+    if (tombstoned_out) {
+        tomb = calloc(w ? w : 1, sizeof(*tomb));
+        if (!tomb) {
+            layout_names_free(nc.v, w);
+            layout_names_free(nc.tomb, nc.n_tomb);
+            return ERR(err, ENOMEM, "list databases: out of memory");
+        }
+        for (size_t i = 0; i < nc.n_tomb; i++) {
+            char **hit = bsearch(&nc.tomb[i], nc.v, w, sizeof(*nc.v), cmp_str);
+            if (hit)
+                tomb[hit - nc.v] = true;
+        }
+        *tombstoned_out = tomb;
+    }
+    layout_names_free(nc.tomb, nc.n_tomb);
     *names_out = nc.v;
     *n_out = w;
     return 0;

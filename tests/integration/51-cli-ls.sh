@@ -3,7 +3,7 @@
 # known creation times, a .dep chain, snapshots in zstd and gz, a sibling database whose name
 # extends this one): plain listing newest first in bottomless-cli's format, -l, date filters,
 # -v details checked against the objects read back with awscli, -g, --json, and without -d the
-# list of databases.
+# list of databases (reading only the tombstones its listing shows).
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
 
@@ -144,4 +144,8 @@ out=$("$CLI" -d app.db ls) || fail "ls with a tombstone"
 [[ $out == "$g3 (created: 2023-11-16T22:13:20+00:00)
 $g2 (created: 2023-11-15T22:13:20+00:00) [tombstoned]
 $g1 (created: 2023-11-14T22:13:20+00:00) [tombstoned]" ]] || fail "tombstone marks: $out"
+# the database list reads only the tombstones its one listing shows (it read one per database)
+"$CLI" --log-level debug ls >/dev/null 2>"$TEST_TMP/ls.log" || fail "ls with a tombstone"
+reads=$(grep -c 'key=[^ ]*\.tombstone ' "$TEST_TMP/ls.log" || true)
+[[ $reads == 1 ]] || { cat "$TEST_TMP/ls.log" >&2; fail "ls read $reads tombstones, want 1"; }
 note "ok"
