@@ -654,7 +654,10 @@ int s3_http_do(struct s3_client *c, const struct s3_http_req *r, struct s3_http_
             *err = last;
             err->code = rc;
         }
-        atomic_fetch_add(&c->n_failures, 1);
+        /* a missing object is an answer: optional objects (tombstones, leases) are read
+         * routinely, and a healthy mount must not show failures */
+        if (rc != ENOENT)
+            atomic_fetch_add(&c->n_failures, 1);
     }
     EVP_MD_CTX_free(k.md5);
     return rc;

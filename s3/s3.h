@@ -153,7 +153,8 @@ typedef int s3_list_fn(void *arg, const struct s3_object_info *info, bool is_pre
 int s3_list_all(struct s3_client *c, const struct s3_list_opts *opts, s3_list_fn *cb, void *arg,
                 struct err *err);
 
-/* Counters for status and benchmarks. */
+/* Counters for status and benchmarks. n_failures: requests that failed for good (after their
+ * retries); a 404 for an object (ENOENT) is an answer, not a failure. */
 struct s3_stats {
     uint64_t n_requests, n_put, n_get, n_list, n_delete, n_head, n_retries, n_failures;
     uint64_t bytes_up, bytes_down;

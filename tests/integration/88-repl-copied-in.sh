@@ -74,6 +74,9 @@ wait_until 60 restored_as paused.db "$S/paused.db"
 mksrc "$S/journal.db" 10 delete
 cp "$S/journal.db" "$M/journal.db"
 repl_wait_synced 60 "$M"
+# a healthy mount shows no S3 failures (the 404s of absent tombstones and leases are answers)
+"$PY" -c 'import json,sys; s=json.load(open(sys.argv[1]))["s3"]; sys.exit(s["failures"] != 0)' \
+    "$M/.bottomless/status" || fail "S3 failures on a healthy mount: $(repl_status "$M")"
 unmount_fs "$M"
 [[ -z $(gens journal.db) ]] || fail "journal.db (rollback journal) reached the bucket"
 [[ $(gens copied.db | wc -l) == 1 ]] || fail "copied.db: one generation expected: $(gens copied.db)"
