@@ -1955,8 +1955,35 @@ int repl_wal_fsync(struct repl_db *db)
     return rc;
 }
 
+/* The db file is being changed outside SQLite's WAL (see raw_change_note). mu held. */
+static void raw_change_locked(struct repl_db *db)
+{
+    if (db->journal_known && !db->journal_wal)
+        return; /* a rollback-journal database writes its file itself: not replicated */
+    if (!(db->watch && db->wchanged)) {
+        db->watch = true;
+        db->wchanged = true;
+        db->wsince_ms = now_ms();
+    }
+}
+
+/* A database in WAL mode writes its file only when it checkpoints the WAL's frames, so only
+ * while a WAL generation is open; truncating it to nothing is never SQLite's. Anything else is
+ * someone writing over it (cp new.db app.db after the app closed): the bucket's history no
+ * longer leads to this file, and a WAL continuing that history would restore to something
+ * else. The stager snapshots it once it settles (watch_check), and a WAL beginning before
+ * then takes a snapshot (gen_begin). */
+static void raw_change_note(struct repl_db *db, bool truncated_to_zero)
+{
+    pthread_mutex_lock(&db->mu);
+    if (truncated_to_zero || !db->gen_open)
+        raw_change_locked(db);
+    pthread_mutex_unlock(&db->mu);
+}
+
 void repl_db_before_write(struct repl_db *db, uint64_t off, size_t len)
 {
+    raw_change_note(db, false);
     pthread_mutex_lock(&db->snap_mu);
     if (db->snap) {
         struct err e = {0};
@@ -1968,6 +1995,7 @@ void repl_db_before_write(struct repl_db *db, uint64_t off, size_t len)
 
 void repl_db_before_truncate(struct repl_db *db, uint64_t size)
 {
+    raw_change_note(db, size == 0);
     pthread_mutex_lock(&db->snap_mu);
     if (db->snap && size < snapshot_size(db->snap)) {
         struct err e = {0};
@@ -2723,8 +2751,10 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
     pthread_mutex_lock(&db->gen_mu); /* the hot path begins no generation meanwhile */
     bool have_sig = file_sig_of(db->db_path, &sig);
     pthread_mutex_lock(&db->mu);
-    bool idle = !db->gen_open && db->committed == 0 &&
-                (watched ? db->watch && db->wchanged : db->renamed_in && !db->has_gen);
+    /* watched: any closed generation's frames are staged (gen_close_locked) and go up first */
+    bool frameless = db->committed == 0;
+    bool idle = !db->gen_open && (watched ? db->watch && db->wchanged
+                                          : frameless && db->renamed_in && !db->has_gen);
     pthread_mutex_unlock(&db->mu);
     bool is_db = idle && db_file_hdrinfo(db, &h);
     if (is_db && watched) {
@@ -2736,7 +2766,8 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
     if (is_db && (rc = gen_begin(db, &h, err)) == 0) {
         pthread_mutex_lock(&db->mu);
         db->gen_open = false;
-        db->lsn_staged = db->lsn_uploaded = db->lsn_committed;
+        if (frameless)
+            db->lsn_staged = db->lsn_uploaded = db->lsn_committed;
         pthread_mutex_unlock(&db->mu);
         if (watched)
             LOG_INFO("replicator: database written outside a WAL (copied in?) and %s: its "
@@ -2773,9 +2804,10 @@ static void watch_arm(struct repl_db *db, bool unheld)
     bool have = file_sig_of(db->db_path, &sig);
     pthread_mutex_lock(&db->mu);
     if (have && !db->has_gen && !db->gen_open && db->committed == 0) {
-        db->watch = true;
-        db->wchanged = (unheld || !file_sig_eq(&sig, &db->wsig)) &&
+        /* already changing (raw_change_locked) stays so */
+        db->wchanged = (unheld || !file_sig_eq(&sig, &db->wsig) || (db->watch && db->wchanged)) &&
                        (db->journal_wal || !db->journal_known);
+        db->watch = true;
         db->wsig = sig;
         db->wsince_ms = now_ms();
     }

@@ -2,8 +2,9 @@
 # 88-repl-copied-in: a database that reaches the mount without a commit through it is backed up
 # without one: copied in with cp (once it stops changing), left in BACKING_DIR before the first
 # mount, copied in by a writer that pauses midway (the snapshot of the torn half is replaced by
-# one of the whole file), copied over a database restored from the bucket, and copied in right
-# before an unmount (the flush snapshots it). Each is restored from the bucket and compared by
+# one of the whole file), copied over a database restored from the bucket or over one the mount
+# replicates (with and without a commit right after), and copied in right before an unmount
+# (the flush snapshots it). Each is restored from the bucket and compared by
 # .sha3sum and integrity_check. A rollback-journal database copied in stays out of the bucket.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
@@ -69,6 +70,20 @@ with open(sys.argv[2], "wb") as f:
 EOF
 wait_until 60 snapped paused.db 2
 wait_until 60 restored_as paused.db "$S/paused.db"
+
+# over a database this mount replicates, after its app closed (the -wal is gone): the bucket's
+# history must lead to the copy, not continue the old file (it silently restored the old one)
+repl_insert "$M/own.db" 50
+repl_wait_synced 60 "$M" own.db
+mksrc "$S/over.db" 400
+cp "$S/over.db" "$M/own.db"
+wait_until 60 restored_as own.db "$S/over.db"
+# ...and with a commit right after the copy, before the stager has seen it settle
+cp "$S/copied.db" "$M/own.db"
+sqlite3 "$M/own.db" "insert into t(v) values (x'00')"
+cp "$M/own.db" "$S/own-now.db"
+repl_wait_synced 60 "$M" own.db
+restored_as own.db "$S/own-now.db" || fail "own.db: the commit after the copy restores elsewhere"
 
 # a rollback-journal database is passed through, never uploaded
 mksrc "$S/journal.db" 10 delete
