@@ -381,6 +381,7 @@ static void db_persist(struct repl_db *db)
     }
     db->st.uploaded = db->uploaded;
     db->st.snap_pending = db->snap_running || db->snap_upload || db->chain_broken || db->need_base;
+    db->st.changed_outside = db->watch && db->wchanged;
     st = db->st;
     pthread_mutex_unlock(&db->mu);
     int rc = replstate_save(db->dir, &st, &e);
@@ -1730,6 +1731,10 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
                      "generation with a snapshot starts",
                      db->name);
     }
+    if (have_state && st.changed_outside) { /* its snapshot was not taken yet: watch_check */
+        db->watch = db->wchanged = true;
+        db->wsince_ms = now_ms();
+    }
     struct item *v = item_new(ITEM_VERIFY, NULL);
     if (!v)
         return ERR(err, ENOMEM, "replicator: out of memory");
@@ -1955,16 +1960,19 @@ int repl_wal_fsync(struct repl_db *db)
     return rc;
 }
 
-/* The db file is being changed outside SQLite's WAL (see raw_change_note). mu held. */
-static void raw_change_locked(struct repl_db *db)
+/* The db file is being changed outside SQLite's WAL (see raw_change_note). mu held. true
+ * when this is news, to be persisted. */
+static bool raw_change_locked(struct repl_db *db)
 {
     if (db->journal_known && !db->journal_wal)
-        return; /* a rollback-journal database writes its file itself: not replicated */
-    if (!(db->watch && db->wchanged)) {
-        db->watch = true;
-        db->wchanged = true;
-        db->wsince_ms = now_ms();
-    }
+        return false; /* a rollback-journal database writes its file itself: not replicated */
+    if (db->watch && db->wchanged)
+        return false;
+    db->watch = true;
+    db->wchanged = true;
+    db->wsince_ms = now_ms();
+    db->state_dirty = true;
+    return true;
 }
 
 /* A database in WAL mode writes its file only when it checkpoints the WAL's frames, so only
@@ -1976,9 +1984,12 @@ static void raw_change_locked(struct repl_db *db)
 static void raw_change_note(struct repl_db *db, bool truncated_to_zero)
 {
     pthread_mutex_lock(&db->mu);
-    if (truncated_to_zero || !db->gen_open)
-        raw_change_locked(db);
+    bool news = (truncated_to_zero || !db->gen_open) && raw_change_locked(db);
     pthread_mutex_unlock(&db->mu);
+    /* saved at once (once per copy, not per write): a daemon killed before the snapshot
+     * would otherwise forget it, and nothing would take one until the next commit */
+    if (news)
+        db_persist(db);
 }
 
 void repl_db_before_write(struct repl_db *db, uint64_t off, size_t len)

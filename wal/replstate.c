@@ -12,7 +12,8 @@
 /* Record layout (all integers big-endian):
  *   0  8  magic "BFSRST01"
  *   8  8  seq
- *  16  4  flags: 1 has_gen, 2 gen_open, 4 snap_pending
+ *  16  4  flags: 1 has_gen, 2 gen_open, 4 snap_pending, 8 changed_outside (older
+ *           versions ignore it)
  *  20 16  gen
  *  36  4  page_size     40 4 salt1   44 4 salt2   48 4 seed1   52 4 seed2
  *  56  4  uploaded      60 4 chain_since_snap
@@ -26,7 +27,8 @@ void replstate_encode(const struct replstate *s, uint8_t out[REPLSTATE_BYTES])
     memset(out, 0, REPLSTATE_BYTES);
     memcpy(out, replstate_magic, 8);
     be64_store(out + 8, s->seq);
-    uint32_t flags = (s->has_gen ? 1u : 0u) | (s->gen_open ? 2u : 0u) | (s->snap_pending ? 4u : 0u);
+    uint32_t flags = (s->has_gen ? 1u : 0u) | (s->gen_open ? 2u : 0u) |
+                     (s->snap_pending ? 4u : 0u) | (s->changed_outside ? 8u : 0u);
     be32_store(out + 16, flags);
     memcpy(out + 20, s->gen.b, GEN_ID_BYTES);
     be32_store(out + 36, s->page_size);
@@ -55,6 +57,7 @@ int replstate_decode(const uint8_t *p, size_t len, struct replstate *out, struct
     out->has_gen = (flags & 1u) != 0;
     out->gen_open = (flags & 2u) != 0;
     out->snap_pending = (flags & 4u) != 0;
+    out->changed_outside = (flags & 8u) != 0;
     memcpy(out->gen.b, p + 20, GEN_ID_BYTES);
     out->page_size = be32_load(p + 36);
     out->salt1 = be32_load(p + 40);

@@ -25,6 +25,8 @@ struct replstate {
     bool has_gen;               /* gen is meaningful */
     bool gen_open;              /* the WAL identified by salts/seed still feeds gen */
     bool snap_pending;          /* gen's snapshot was started and not yet uploaded */
+    bool changed_outside;       /* the db file changed outside a WAL and is not in the bucket
+                                 * as it is (replicator.c, watch_check) */
     struct gen_id gen;          /* current (or last) generation */
     uint32_t page_size;
     uint32_t salt1, salt2;      /* WAL header salts of gen */

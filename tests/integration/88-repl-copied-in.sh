@@ -84,6 +84,15 @@ sqlite3 "$M/own.db" "insert into t(v) values (x'00')"
 cp "$M/own.db" "$S/own-now.db"
 repl_wait_synced 60 "$M" own.db
 restored_as own.db "$S/own-now.db" || fail "own.db: the commit after the copy restores elsewhere"
+# ...and with the daemon killed right after the copy, before its snapshot: the next mount
+# takes it (the change is saved at once; before, it was forgotten until the next commit)
+mksrc "$S/killed.db" 200
+cp "$S/killed.db" "$M/own.db"
+kill -KILL "$BFS_FS_PID"
+wait "$BFS_FS_PID" 2>/dev/null || true
+fusermount3 -u -z "$M" || fail "fusermount3 -u -z failed"
+mount_fs "$B" "$M" -o batch_interval=1
+wait_until 60 restored_as own.db "$S/killed.db"
 
 # a rollback-journal database is passed through, never uploaded
 mksrc "$S/journal.db" 10 delete

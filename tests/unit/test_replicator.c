@@ -1173,6 +1173,25 @@ Test(replicator, flush_leaves_nothing_staged_after_the_bucket_check_restarts, .t
 
 /* ---- pure tests ---------------------------------------------------------------------------- */
 
+Test(replstate, flags_round_trip)
+{
+    uint8_t rec[REPLSTATE_BYTES];
+    struct replstate s = {0}, got;
+    struct err e = {0};
+    for (unsigned bits = 0; bits < 16; bits++) {
+        s.has_gen = bits & 1;
+        s.gen_open = bits & 2;
+        s.snap_pending = bits & 4;
+        s.changed_outside = bits & 8;
+        replstate_encode(&s, rec);
+        cr_assert_eq(replstate_decode(rec, sizeof(rec), &got, &e), 0, "%s", e.msg);
+        cr_expect(got.has_gen == s.has_gen && got.gen_open == s.gen_open &&
+                      got.snap_pending == s.snap_pending &&
+                      got.changed_outside == s.changed_outside,
+                  "flags %u", bits);
+    }
+}
+
 Test(replstate, torn_slot_is_detected_and_the_other_used)
 {
     char dir[] = "/tmp/bfs-replstate-XXXXXX";
