@@ -131,15 +131,15 @@ int fs_unmount_main(int argc, char **argv)
         fprintf(stderr, "bottomlessfs: %s\n", err.msg);
         return 1;
     }
-    if (strncmp(type, "fuse", 4) != 0) {
-        fprintf(stderr, "bottomlessfs: %s is a %s mount, not bottomlessfs\n", mp, type);
+    bool ours_by_source = strncmp(source, SOURCE_PREFIX, strlen(SOURCE_PREFIX)) == 0;
+    if (strcmp(type, "fuse.bottomlessfs") != 0 && !(strcmp(type, "fuse") == 0 && ours_by_source)) {
+        fprintf(stderr, "bottomlessfs: %s is a %s mount of %s, not bottomlessfs: left alone\n",
+                mp, type, source);
         return 1;
     }
     /* Our source names BACKING_DIR (fs/config.c), unless -o fsname replaced it; mount.fuse3
      * may pass the fstab source, the directory itself. */
-    const char *backing = strncmp(source, SOURCE_PREFIX, strlen(SOURCE_PREFIX)) == 0
-                              ? source + strlen(SOURCE_PREFIX)
-                              : source;
+    const char *backing = ours_by_source ? source + strlen(SOURCE_PREFIX) : source;
     snprintf(staging, sizeof(staging), "%s/%s", backing, FS_STAGING_NAME);
     struct stagelock_holder h;
     int fd = backing[0] == '/' ? stagelock_open_note(staging, &h, &err) : -1;
