@@ -57,6 +57,24 @@ int gen_id_new(const struct timespec *now, struct gen_id *out, struct err *err)
     return 0;
 }
 
+int gen_id_new_after(const struct timespec *now, const struct gen_id *prev, struct gen_id *out,
+                     struct err *err)
+{
+    int rc = gen_id_new(now, out, err);
+    if (rc != 0 || memcmp(out->b, prev->b, GEN_ID_BYTES) < 0)
+        return rc;
+    /* the first 6 bytes are the reversed milliseconds: one less is one millisecond later */
+    uint64_t ms = 0;
+    for (int i = 0; i < 6; i++)
+        ms = (ms << 8) | prev->b[i];
+    if (ms == 0)
+        return ERR(err, ERANGE, "gen id: no id sorts before %02x%02x...", prev->b[0], prev->b[1]);
+    ms--;
+    for (int i = 0; i < 6; i++)
+        out->b[i] = (uint8_t)(ms >> (8 * (5 - i)));
+    return 0;
+}
+
 void gen_id_format(const struct gen_id *id, char out[GEN_ID_STR_LEN + 1])
 {
     static const char hex[] = "0123456789abcdef";

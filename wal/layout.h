@@ -45,6 +45,11 @@ struct gen_id {
 };
 /* New id for the time now (CLOCK_REALTIME) with RAND_bytes; EIO if RAND_bytes fails. */
 int gen_id_new(const struct timespec *now, struct gen_id *out, struct err *err);
+/* The same, but sorting strictly before prev (newer): ids of one millisecond order by their
+ * random bits, so an id made in prev's millisecond (or with the clock behind it) takes prev's
+ * time plus 1 ms instead. For a generation that must be its database's newest. */
+int gen_id_new_after(const struct timespec *now, const struct gen_id *prev, struct gen_id *out,
+                     struct err *err);
 /* Deterministic id (tests, tools): 10 random bytes given. */
 void gen_id_from_parts(int64_t sec, long nsec, const uint8_t rnd[10], struct gen_id *out);
 /* out gets 36 chars + NUL, lowercase. */

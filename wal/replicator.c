@@ -519,8 +519,14 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     uint8_t meta[LAYOUT_META_BYTES], dep[LAYOUT_DEP_BYTES];
     int rc;
 
+    /* newer than the generation it follows, even one begun in the same millisecond (a
+     * snapshot-only one racing the WAL's): the newest must list first */
+    pthread_mutex_lock(&db->mu);
+    bool after = db->has_parent_hint || db->has_gen;
+    struct gen_id prev = db->has_parent_hint ? db->parent_hint : db->gen;
+    pthread_mutex_unlock(&db->mu);
     clock_gettime(CLOCK_REALTIME, &ts);
-    rc = gen_id_new(&ts, &g, err);
+    rc = after ? gen_id_new_after(&ts, &prev, &g, err) : gen_id_new(&ts, &g, err);
     if (rc)
         return rc;
     if ((rc = gen_path(db, &g, NULL, path, sizeof(path))) != 0)

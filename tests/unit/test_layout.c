@@ -72,6 +72,24 @@ Test(layout, gen_id_new_is_random_and_current)
     cr_assert_gt(gen_id_created_s(&a), 1700000000);
 }
 
+Test(layout, gen_id_new_after_sorts_before_its_predecessor)
+{
+    struct gen_id prev, g;
+    struct timespec now = {.tv_sec = 1701243240, .tv_nsec = 5000000};
+    for (int i = 0; i < 200; i++) { /* same millisecond: random order without the bump */
+        cr_assert_eq(gen_id_new(&now, &prev, NULL), 0);
+        cr_assert_eq(gen_id_new_after(&now, &prev, &g, NULL), 0);
+        cr_assert_lt(gen_id_cmp(&g, &prev), 0, "newer first");
+        cr_assert_eq(gen_id_created_s(&g), 1701243240);
+    }
+    struct timespec earlier = {.tv_sec = 1701243000, .tv_nsec = 0}; /* clock went back */
+    cr_assert_eq(gen_id_new_after(&earlier, &prev, &g, NULL), 0);
+    cr_assert_lt(gen_id_cmp(&g, &prev), 0, "newer first");
+    struct timespec later = {.tv_sec = 1701243241, .tv_nsec = 0}; /* the usual case */
+    cr_assert_eq(gen_id_new_after(&later, &prev, &g, NULL), 0);
+    cr_assert_eq(gen_id_created_s(&g), 1701243241);
+}
+
 Test(layout, gen_id_parse_rejects_bad_strings)
 {
     const char *bad[] = {"", "e4e46038-04e1-7b18-a1f4-d269ac2d19d",
