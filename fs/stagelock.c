@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <time.h>
@@ -25,19 +25,23 @@ static const char *const STATE_NAMES[] = {
     [STAGELOCK_EXITED_UNFLUSHED] = "exited-unflushed",
 };
 
-/* The holder's note: "pid=N state=S mountpoint=M\n"; fields left empty when unreadable. */
-struct holder {
-    char pid[24];
-    char state[24];
-    char mountpoint[4096];
-};
-
-static void holder_read(int fd, struct holder *h)
+static int state_of(const char *name)
 {
-    char buf[4200];
+    for (size_t i = 0; i < sizeof(STATE_NAMES) / sizeof(STATE_NAMES[0]); i++)
+        if (strcmp(name, STATE_NAMES[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The holder's note "pid=N state=S mountpoint=M\n" into h; pid 0 and state -1 when it is
+ * unreadable, torn or not written yet. */
+static void holder_read(int fd, struct stagelock_holder *h)
+{
+    char buf[4200], state[24];
     size_t got = 0;
 
     memset(h, 0, sizeof(*h));
+    h->state = -1;
     if (fileio_pread_full(fd, buf, sizeof(buf) - 1, 0, &got) != 0)
         return;
     buf[got] = '\0';
@@ -45,24 +49,40 @@ static void holder_read(int fd, struct holder *h)
     if (nl == NULL) /* torn or not written yet */
         return;
     *nl = '\0';
-    if (sscanf(buf, "pid=%23s state=%23s", h->pid, h->state) != 2) {
-        memset(h, 0, sizeof(*h));
+    if (sscanf(buf, "pid=%ld state=%23s", &h->pid, state) != 2 || h->pid <= 0) {
+        h->pid = 0;
         return;
     }
+    h->state = state_of(state);
     const char *m = strstr(buf, " mountpoint=");
     if (m != NULL)
         snprintf(h->mountpoint, sizeof(h->mountpoint), "%s", m + strlen(" mountpoint="));
 }
 
-static int held_error(const char *staging_dir, const struct holder *h, struct err *err)
+static int lock_path(const char *staging_dir, char *out, size_t cap, struct err *err)
 {
-    if (h->pid[0] == '\0')
+    int n = snprintf(out, cap, "%s/%s", staging_dir, STAGELOCK_NAME);
+    if (n < 0 || (size_t)n >= cap)
+        return ERR(err, ENAMETOOLONG, "staging directory path too long: %s", staging_dir);
+    return 0;
+}
+
+static void poll_pause(void)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = STAGELOCK_POLL_MS * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int held_error(const char *staging_dir, const struct stagelock_holder *h,
+                      struct err *err)
+{
+    if (h->pid == 0)
         return ERR(err, EBUSY,
                    "staging area %s is in use by another bottomlessfs that is starting: one "
                    "daemon per BACKING_DIR (two would replicate the same databases twice)",
                    staging_dir);
     return ERR(err, EBUSY,
-               "BACKING_DIR is already served by bottomlessfs pid %s at %s (staging area %s): "
+               "BACKING_DIR is already served by bottomlessfs pid %ld at %s (staging area %s): "
                "one daemon per BACKING_DIR (two would replicate the same databases twice); "
                "unmount it first (fusermount3 -u %s)",
                h->pid, h->mountpoint[0] ? h->mountpoint : "?", staging_dir,
@@ -72,12 +92,9 @@ static int held_error(const char *staging_dir, const struct holder *h, struct er
 int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
 {
     char path[4200];
-    int n = snprintf(path, sizeof(path), "%s/%s", staging_dir, STAGELOCK_NAME);
 
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        ERR(err, ENAMETOOLONG, "staging directory path too long: %s", staging_dir);
+    if (lock_path(staging_dir, path, sizeof(path), err) != 0)
         return -1;
-    }
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         ERR(err, errno, "cannot open the lock of the staging area %s: %s", path,
@@ -102,30 +119,27 @@ int stagelock_take(const char *staging_dir, uint32_t wait_ms, struct err *err)
             ERR(err, errno, "cannot lock %s: %s", path, errno_name(errno));
             break;
         }
-        struct holder h;
+        struct stagelock_holder h;
         holder_read(fd, &h);
-        if (strcmp(h.state, STATE_NAMES[STAGELOCK_FLUSHING]) != 0 &&
-            strcmp(h.state, STATE_NAMES[STAGELOCK_EXITED]) != 0 &&
-            strcmp(h.state, STATE_NAMES[STAGELOCK_EXITED_UNFLUSHED]) != 0) {
+        if (h.state < 0 || h.state == STAGELOCK_SERVING) { /* only an unmounted one is waited for */
             held_error(staging_dir, &h, err);
             break;
         }
         if (clock_mono_ms() >= deadline) {
             ERR(err, ETIMEDOUT,
-                "the previous bottomlessfs (pid %s) is still uploading after its unmount "
-                "(waited %u s): wait until it exits, or stop it (kill %s; what it has not "
+                "the previous bottomlessfs (pid %ld) is still uploading after its unmount "
+                "(waited %u s): wait until it exits, or stop it (kill %ld; what it has not "
                 "uploaded stays staged for the next mount)",
                 h.pid, (unsigned)(wait_ms / 1000), h.pid);
             break;
         }
         if (!told) {
-            LOG_INFO("main: waiting up to %u s for bottomlessfs pid %s to finish the uploads "
+            LOG_INFO("main: waiting up to %u s for bottomlessfs pid %ld to finish the uploads "
                      "of its unmount (it holds %s)",
                      (unsigned)(wait_ms / 1000), h.pid, path);
             told = true;
         }
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = STAGELOCK_POLL_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        poll_pause();
     }
     close(fd);
     return -1;
@@ -145,63 +159,46 @@ void stagelock_note(int fd, enum stagelock_state state, const char *mountpoint)
         LOG_WARN("main: cannot write the staging lock note errno=%s", errno_name(errno));
 }
 
-static int state_of(const char *name)
-{
-    for (size_t i = 0; i < sizeof(STATE_NAMES) / sizeof(STATE_NAMES[0]); i++)
-        if (strcmp(name, STATE_NAMES[i]) == 0)
-            return (int)i;
-    return -1;
-}
-
-static void holder_export(const struct holder *h, struct stagelock_holder *out)
-{
-    char *end = NULL;
-    long pid = strtol(h->pid, &end, 10);
-    out->pid = end != h->pid && *end == '\0' && pid > 0 ? pid : 0;
-    out->state = state_of(h->state);
-    snprintf(out->mountpoint, sizeof(out->mountpoint), "%s", h->mountpoint);
-}
-
 int stagelock_open_note(const char *staging_dir, struct stagelock_holder *h, struct err *err)
 {
     char path[4200];
-    struct holder raw;
-    int n = snprintf(path, sizeof(path), "%s/%s", staging_dir, STAGELOCK_NAME);
 
     memset(h, 0, sizeof(*h));
     h->state = -1;
-    if (n < 0 || (size_t)n >= sizeof(path)) {
-        ERR(err, ENAMETOOLONG, "staging directory path too long: %s", staging_dir);
+    if (lock_path(staging_dir, path, sizeof(path), err) != 0)
         return -1;
-    }
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         ERR(err, errno, "cannot open %s: %s", path, errno_name(errno));
         return -1;
     }
-    holder_read(fd, &raw);
-    holder_export(&raw, h);
+    holder_read(fd, h);
     return fd;
 }
 
-int stagelock_wait_free(int fd, struct stagelock_holder *h, uint32_t timeout_ms)
+static bool pid_alive(long pid)
+{
+    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
+int stagelock_wait_free(int fd, long pid, struct stagelock_holder *h, uint32_t timeout_ms)
 {
     int64_t deadline = clock_mono_ms() + timeout_ms;
     for (;;) {
         if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-            struct holder raw;
-            holder_read(fd, &raw); /* the note is final: its writer is gone */
-            holder_export(&raw, h);
+            holder_read(fd, h); /* final: its writer is gone */
             flock(fd, LOCK_UN);
             return 0;
         }
         if (errno == EINTR)
             continue;
-        if (errno != EWOULDBLOCK)
-            return errno;
+        /* no flock on this filesystem (the daemon warned in its log): the pid tells */
+        if (errno != EWOULDBLOCK && !pid_alive(pid)) {
+            holder_read(fd, h);
+            return 0;
+        }
         if (timeout_ms != STAGELOCK_FOREVER && clock_mono_ms() >= deadline)
             return ETIMEDOUT;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = STAGELOCK_POLL_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        poll_pause();
     }
 }

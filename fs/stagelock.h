@@ -42,10 +42,10 @@ struct stagelock_holder {
 /* Opens staging_dir's lock file without locking it and reads its note into h. Returns the
  * fd (the caller closes it), or -1 with err (ENOENT: no daemon ever replicated there). */
 int stagelock_open_note(const char *staging_dir, struct stagelock_holder *h, struct err *err);
-/* Waits, polling, until no process holds the lock behind fd (its daemon has ended, however),
- * then reads the note it left into h. 0; ETIMEDOUT after timeout_ms (STAGELOCK_FOREVER: no
- * limit); or the errno of flock (ENOLCK: not supported). */
+/* Waits, polling, until no process holds the lock behind fd (its daemon has ended, however;
+ * on a filesystem without flock: until process pid is gone), then reads the note it left
+ * into h. 0, or ETIMEDOUT after timeout_ms (STAGELOCK_FOREVER: no limit). */
 #define STAGELOCK_FOREVER UINT32_MAX
-int stagelock_wait_free(int fd, struct stagelock_holder *h, uint32_t timeout_ms);
+int stagelock_wait_free(int fd, long pid, struct stagelock_holder *h, uint32_t timeout_ms);
 
 #endif

@@ -3,13 +3,11 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -96,11 +94,6 @@ static int run_fusermount(const char *mp)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 
-static bool pid_alive(long pid)
-{
-    return pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-}
-
 int fs_unmount_main(int argc, char **argv)
 {
     char mp[PATH_MAX], type[64], source[PATH_MAX + 64], staging[PATH_MAX + 96];
@@ -163,24 +156,13 @@ int fs_unmount_main(int argc, char **argv)
         return 1;
     }
     long pid = h.pid;
-    rc = stagelock_wait_free(fd, &h, 1000);
-    if (rc == ETIMEDOUT) {
+    if (stagelock_wait_free(fd, pid, &h, 1000) == ETIMEDOUT) {
         fprintf(stderr, "bottomlessfs: %s is unmounted; waiting for bottomlessfs pid %ld to "
                         "upload what is left (at most its flush_timeout)\n",
                 mp, pid);
-        rc = stagelock_wait_free(fd, &h, STAGELOCK_FOREVER);
+        stagelock_wait_free(fd, pid, &h, STAGELOCK_FOREVER);
     }
-    if (rc != 0 || h.state == STAGELOCK_SERVING || h.state == STAGELOCK_FLUSHING) {
-        /* no flock there (the daemon said so in its log): the pid tells when it is gone */
-        while (pid_alive(pid)) {
-            struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        close(fd);
-        fd = stagelock_open_note(staging, &h, &err);
-    }
-    if (fd >= 0)
-        close(fd);
+    close(fd);
     if (h.state == STAGELOCK_EXITED) {
         printf("bottomlessfs: %s unmounted; everything committed is in S3\n", mp);
         return 0;

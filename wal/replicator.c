@@ -61,7 +61,6 @@
 /* A database file that changes outside any WAL generation (copied in with cp, say) is
  * snapshotted once it has not changed for this long (see watch_check). */
 #define REPL_SETTLE_MS 2000
-#define REPL_SETTLE_STR "2 s"
 #define REPL_WATCH_EVERY_MS 500
 
 /* ITEM_LEASE is never queued: the uploader renews the lease of a db with it. */
@@ -132,7 +131,7 @@ struct repl_db {
     bool renamed_in; /* mu: the handle repl_db_renamed made (see gen_begin_unbacked) */
     /* The db file written outside any WAL generation (see watch_check): wsig is the file as
      * last seen (at open, then by the stager), wchanged says the bucket does not hold it as it
-     * is, wsince_ms when it last changed. */
+     * is (only ever set with watch), wsince_ms when it last changed. */
     bool watch, wchanged;
     struct file_sig wsig;
     int64_t wsince_ms, wnext_ms; /* wnext_ms: the stager's next look */
@@ -381,7 +380,7 @@ static void db_persist(struct repl_db *db)
     }
     db->st.uploaded = db->uploaded;
     db->st.snap_pending = db->snap_running || db->snap_upload || db->chain_broken || db->need_base;
-    db->st.changed_outside = db->watch && db->wchanged;
+    db->st.changed_outside = db->wchanged;
     st = db->st;
     pthread_mutex_unlock(&db->mu);
     int rc = replstate_save(db->dir, &st, &e);
@@ -1966,13 +1965,18 @@ int repl_wal_fsync(struct repl_db *db)
     return rc;
 }
 
+/* A rollback-journal database writes its file itself, and is not replicated
+ * (db_detect_journal says so): its changes are not news. mu held. */
+static bool may_be_wal_locked(const struct repl_db *db)
+{
+    return db->journal_wal || !db->journal_known;
+}
+
 /* The db file is being changed outside SQLite's WAL (see raw_change_note). mu held. true
  * when this is news, to be persisted. */
 static bool raw_change_locked(struct repl_db *db)
 {
-    if (db->journal_known && !db->journal_wal)
-        return false; /* a rollback-journal database writes its file itself: not replicated */
-    if (db->watch && db->wchanged)
+    if (!may_be_wal_locked(db) || db->wchanged)
         return false;
     db->watch = true;
     db->wchanged = true;
@@ -2770,7 +2774,7 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
     pthread_mutex_lock(&db->mu);
     /* watched: any closed generation's frames are staged (gen_close_locked) and go up first */
     bool frameless = db->committed == 0;
-    bool idle = !db->gen_open && (watched ? db->watch && db->wchanged
+    bool idle = !db->gen_open && (watched ? db->wchanged
                                           : frameless && db->renamed_in && !db->has_gen);
     pthread_mutex_unlock(&db->mu);
     bool is_db = idle && db_file_hdrinfo(db, &h);
@@ -2786,11 +2790,14 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
         if (frameless)
             db->lsn_staged = db->lsn_uploaded = db->lsn_committed;
         pthread_mutex_unlock(&db->mu);
-        if (watched)
-            LOG_INFO("replicator: database written outside a WAL (copied in?) and %s: its "
-                     "snapshot goes up now db=%s gen=%s",
-                     hurried ? "a flush waits" : "unchanged for " REPL_SETTLE_STR, db->name,
-                     db->gen_str);
+        if (watched && hurried)
+            LOG_INFO("replicator: database written outside a WAL (copied in?) and a flush "
+                     "waits: its snapshot goes up now db=%s gen=%s",
+                     db->name, db->gen_str);
+        else if (watched)
+            LOG_INFO("replicator: database written outside a WAL (copied in?) and unchanged "
+                     "for %d s: its snapshot goes up now db=%s gen=%s",
+                     REPL_SETTLE_MS / 1000, db->name, db->gen_str);
         else
             LOG_INFO("replicator: renamed database not written since: its snapshot goes up "
                      "now db=%s gen=%s",
@@ -2822,8 +2829,8 @@ static void watch_arm(struct repl_db *db, bool unheld)
     pthread_mutex_lock(&db->mu);
     if (have && !db->has_gen && !db->gen_open && db->committed == 0) {
         /* already changing (raw_change_locked) stays so */
-        db->wchanged = (unheld || !file_sig_eq(&sig, &db->wsig) || (db->watch && db->wchanged)) &&
-                       (db->journal_wal || !db->journal_known);
+        db->wchanged =
+            (unheld || !file_sig_eq(&sig, &db->wsig) || db->wchanged) && may_be_wal_locked(db);
         db->watch = true;
         db->wsig = sig;
         db->wsince_ms = now_ms();
@@ -2843,11 +2850,10 @@ static void watch_check(struct repl_db *db, bool hurry)
     pthread_mutex_lock(&db->mu);
     if (db->watch && !file_sig_eq(&sig, &db->wsig)) {
         db->wsig = sig;
-        /* a rollback-journal database is not replicated (db_detect_journal says so) */
-        db->wchanged = db->journal_wal || !db->journal_known;
+        db->wchanged = may_be_wal_locked(db);
         db->wsince_ms = now;
     }
-    bool due = db->watch && db->wchanged && (hurry || now - db->wsince_ms >= REPL_SETTLE_MS);
+    bool due = db->wchanged && (hurry || now - db->wsince_ms >= REPL_SETTLE_MS);
     pthread_mutex_unlock(&db->mu);
     if (!due)
         return;
@@ -3597,7 +3603,7 @@ static bool db_drained(struct repl_db *db, uint64_t target)
     bool only_verify = db->q_head == NULL;
     return only_verify && db->lsn_uploaded >= target && !db->snap_running && !db->snap_upload &&
            !db->chain_broken && !(db->gen_open && db->committed > db->staged) &&
-           !(db->watch && db->wchanged);
+           !db->wchanged;
 }
 
 /* A pending object still in db's staging directory, whether queued or not: a segment,
@@ -3759,7 +3765,7 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
     out->n_generations = db->n_generations;
     out->n_snapshots = db->n_snapshots;
     out->n_batches = db->n_batches;
-    out->snapshot_pending = db->snap_running || db->snap_upload || (db->watch && db->wchanged);
+    out->snapshot_pending = db->snap_running || db->snap_upload || db->wchanged;
     out->s3_outage = db->outage;
     out->lease_blocked = db->lease_blocked;
     snprintf(out->lease_holder, sizeof(out->lease_holder), "%s", db->lease_holder);

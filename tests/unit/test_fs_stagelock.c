@@ -70,13 +70,13 @@ static void check_end(enum stagelock_state final, bool kill_it)
     cr_expect_eq(h.pid, (long)pid);
     cr_expect_eq(h.state, STAGELOCK_SERVING);
     cr_expect_str_eq(h.mountpoint, "/mnt/x y");
-    cr_expect_eq(stagelock_wait_free(fd, &h, 200), ETIMEDOUT, "the holder still runs");
+    cr_expect_eq(stagelock_wait_free(fd, pid, &h, 200), ETIMEDOUT, "the holder still runs");
 
     if (kill_it)
         kill(pid, SIGKILL);
     else
         cr_assert_eq(write(go, "g", 1), 1);
-    cr_expect_eq(stagelock_wait_free(fd, &h, STAGELOCK_FOREVER), 0);
+    cr_expect_eq(stagelock_wait_free(fd, pid, &h, STAGELOCK_FOREVER), 0);
     cr_expect_eq(h.state, kill_it ? STAGELOCK_SERVING : (int)final);
     int st;
     waitpid(pid, &st, 0);
