@@ -301,6 +301,11 @@ int cli_connect(struct cli *cli, struct err *err)
                          "bucket '%s' does not exist at %s: pass the right one with -b/--bucket "
                          "(or LIBSQL_BOTTOMLESS_BUCKET)",
                          s3_client_bucket(cli->client), s3_client_endpoint(cli->client));
+        else if (rc == EINVAL && err != NULL && err->http_status == 400)
+            cli_set_hint(cli,
+                         "%s rejected the bucket name '%s': S3 bucket names are 3-63 lowercase "
+                         "letters, digits, dots and hyphens (-b/--bucket, LIBSQL_BOTTOMLESS_BUCKET)",
+                         s3_client_endpoint(cli->client), s3_client_bucket(cli->client));
         cli_hint_for_s3(cli, err);
         return rc;
     }

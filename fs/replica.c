@@ -144,6 +144,13 @@ void replica_bucket_error(int rc, const char *bucket, const char *endpoint, cons
                  "or name an existing one with -o bucket=NAME / LIBSQL_BOTTOMLESS_BUCKET",
                  bucket, endpoint, detail, bucket);
         break;
+    case EINVAL: /* a 400: the server answered, and refused the request as malformed */
+        snprintf(out, cap,
+                 "S3 at %s rejected bucket '%s' (%s); fix: check the bucket name (S3 bucket "
+                 "names are 3-63 lowercase letters, digits, dots and hyphens): -o bucket=NAME / "
+                 "LIBSQL_BOTTOMLESS_BUCKET",
+                 endpoint, bucket, detail);
+        break;
     default:
         snprintf(out, cap,
                  "cannot reach S3 endpoint %s for bucket '%s' (%s: %s); fix: check -o "

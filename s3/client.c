@@ -73,7 +73,10 @@ static int check_conf(const struct s3_conf *c, struct err *err)
                    "s3: configuration lacks endpoint, bucket, region or "
                    "credentials (call s3_conf_resolve)");
     if (strlen(c->bucket) < 3 || strchr(c->bucket, '/') != NULL)
-        return ERR(err, EINVAL, "s3: bad bucket name \"%s\"", c->bucket);
+        return ERR(err, EINVAL,
+                   "s3: bad bucket name \"%s\": S3 bucket names have at least 3 characters "
+                   "and no '/'",
+                   c->bucket);
     if (c->part_size < S3_MIN_PART_SIZE)
         return ERR(err, EINVAL, "s3: part size %zu is below 5 MiB", c->part_size);
     if (c->max_attempts < 1 || c->parallel < 1)
