@@ -34,6 +34,7 @@ struct raw_opts {
     char *snapshot_wal_pct;
     char *snapshot_wal_min;
     char *list_ttl;
+    char *lease_ttl;
     char *log_level;
     char *workers;
     char *spin_us;
@@ -76,6 +77,7 @@ static const struct fuse_opt fs_opt_spec[] = {
     RAWS("snapshot_wal_pct=%s", snapshot_wal_pct),
     RAWS("snapshot_wal_min=%s", snapshot_wal_min),
     RAWS("list_ttl=%s", list_ttl),
+    RAWS("lease_ttl=%s", lease_ttl),
     RAWS("log_level=%s", log_level),
     RAWS("workers=%s", workers),
     RAWS("spin_us=%s", spin_us),
@@ -212,6 +214,10 @@ void fs_config_usage(const char *prog)
         "                         does (default: a restart continues the generation until a\n"
         "                         snapshot is due)\n"
         "  -o list_ttl=SECS       cache of the bucket listing for lazy restore (default %u)\n"
+        "  -o lease_ttl=SECS      writer lease of each database (<db>.lease, renewed every\n"
+        "                         third of it while the database is written, given up after\n"
+        "                         SECS without a commit); another machine waits this long\n"
+        "                         for the lease of a daemon that died (default %u, min %u)\n"
         "  -o ca_file=PATH        CA bundle for an https endpoint\n"
         "  -o insecure_tls        do not verify the endpoint's TLS certificate\n"
         "  -o noreplicate         plain passthrough: no S3 at all\n"
@@ -233,7 +239,8 @@ void fs_config_usage(const char *prog)
         FS_DEFAULT_BATCH_MAX_FRAMES, FS_DEFAULT_DURABLE_TIMEOUT_MS / 1000, FS_DEFAULT_WRITEBACK_MS,
         FS_DEFAULT_FLUSH_TIMEOUT_MS / 1000, FS_DEFAULT_SNAPSHOT_MAX_GENS,
         FS_DEFAULT_SNAPSHOT_WAL_PCT, FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB,
-        FS_DEFAULT_LIST_TTL_MS / 1000);
+        FS_DEFAULT_LIST_TTL_MS / 1000, FS_DEFAULT_LEASE_TTL_MS / 1000,
+        FS_MIN_LEASE_TTL_MS / 1000);
 }
 
 /* "-o" value, else the first set environment variable, else NULL. */
@@ -392,6 +399,7 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
     cfg->snapshot_wal_pct = FS_DEFAULT_SNAPSHOT_WAL_PCT;
     cfg->snapshot_wal_min_mib = FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB;
     cfg->list_ttl_ms = FS_DEFAULT_LIST_TTL_MS;
+    cfg->lease_ttl_ms = FS_DEFAULT_LEASE_TTL_MS;
 
     uint32_t spin = FS_DEFAULT_SPIN_US;
     rc = parse_u32("spin_us", r->spin_us, 0, &spin, err);
@@ -424,8 +432,12 @@ static int fs_config_fill(struct fs_config *cfg, struct raw_opts *r, struct err 
             : parse_u32("snapshot_wal_min", r->snapshot_wal_min, 0, &cfg->snapshot_wal_min_mib,
                         err);
     rc = rc ? rc : parse_secs("list_ttl", r->list_ttl, &cfg->list_ttl_ms, err);
+    rc = rc ? rc : parse_secs("lease_ttl", r->lease_ttl, &cfg->lease_ttl_ms, err);
     if (rc != 0)
         return rc;
+    if (cfg->lease_ttl_ms < FS_MIN_LEASE_TTL_MS)
+        return ERR(err, EINVAL, "invalid lease_ttl=%s: at least %u seconds", r->lease_ttl,
+                   FS_MIN_LEASE_TTL_MS / 1000);
     if (cfg->batch_interval_ms == 0)
         return ERR(err, EINVAL, "invalid batch_interval: must be > 0");
 
@@ -544,7 +556,7 @@ out:
                      &r.batch_max_frames,  &r.writeback_ms,     &r.flush_timeout,
                      &r.durable_timeout,   &r.snapshot_max_gens, &r.snapshot_wal_pct,
                      &r.snapshot_wal_min,  &r.list_ttl,         &r.log_level,
-                     &r.workers,           &r.spin_us};
+                     &r.workers,           &r.spin_us,          &r.lease_ttl};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
         free(*strs[i]);
     if (rc != 0)

@@ -21,6 +21,8 @@
 #define FS_DEFAULT_SNAPSHOT_WAL_PCT 100u
 #define FS_DEFAULT_SNAPSHOT_WAL_MIN_MIB 64u
 #define FS_DEFAULT_LIST_TTL_MS 10000u
+#define FS_DEFAULT_LEASE_TTL_MS 30000u
+#define FS_MIN_LEASE_TTL_MS 3000u
 #define FS_DEFAULT_WORKERS 4u
 #define FS_DEFAULT_SPIN_US 0u
 #define FS_DEFAULT_CPU_LATENCY true /* see fs/cpulatency.h and README "Performance" */
@@ -66,6 +68,7 @@ struct fs_config {
     bool gen_per_checkpoint;      /* -o generation_per_checkpoint: no generation outlives its
                                      WAL (repl_conf.continue_generations off) */
     uint32_t list_ttl_ms;         /* -o list_ttl=SECS: bucket listing cache for lazy restore */
+    uint32_t lease_ttl_ms;        /* -o lease_ttl=SECS: writer lease per database */
 
     /* FUSE options passed through to libfuse (fsname, subtype, default_permissions, ...). */
     int fuse_argc;

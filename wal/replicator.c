@@ -196,6 +196,10 @@ struct repl_db {
     /* Lease on "<db_name>.lease" (see the lease section), guarded by mu. */
     bool lease_held;    /* ours in the bucket; renewed at lease_renew_at_ms */
     bool lease_blocked; /* another writer holds it: nothing of this db is uploaded */
+    bool lease_idle;    /* given up after lease_ttl_ms without a commit (see lease_renew) */
+    bool lease_idle_has_gen;
+    struct gen_id lease_idle_gen; /* the bucket's newest (ours) when it was given up */
+    int64_t lease_taken_ms;
     int64_t lease_renew_at_ms;
     char lease_holder[256]; /* who holds it when blocked */
 };
@@ -2456,7 +2460,12 @@ static int upload_run(struct repl_db *db, const struct item *run, size_t n, uint
  * with what was written (the last writer of a race wins, the others see its content and back
  * off). Renewed every ttl/3 by an uploader; lost (another owner found at a renewal) -> the
  * database stops uploading and checks the bucket again before it resumes. Released (deleted)
- * by repl_free when still ours. A blocked database keeps staging locally; status last_error
+ * by repl_free when still ours, and by the renewal of a database idle for a whole ttl (nothing
+ * to upload, no commit): an idle database then costs no requests at all, where renewing cost
+ * a GET and a PUT every ttl/3, forever, for every database the mount had seen. Its next
+ * object to upload takes the lease again first (lease_reclaim_locked: a VERIFY item expecting
+ * the generation it left in the bucket), so a writer that came meanwhile is noticed as at a
+ * lost lease. A blocked database keeps staging locally; status last_error
  * and one ERR line name the holder. */
 #define REPL_LEASE_MAGIC "bottomlessfs-lease 1"
 #define REPL_LEASE_SETTLE_MS 300
@@ -2595,8 +2604,10 @@ static int lease_acquire(struct repl_db *db, struct err *err)
     bool was_blocked = db->lease_blocked;
     db->lease_held = true;
     db->lease_blocked = false;
+    db->lease_idle = false;
     db->lease_holder[0] = 0;
-    db->lease_renew_at_ms = now_ms() + db->r->conf.lease_ttl_ms / 3;
+    db->lease_taken_ms = now_ms();
+    db->lease_renew_at_ms = db->lease_taken_ms + db->r->conf.lease_ttl_ms / 3;
     pthread_mutex_unlock(&db->mu);
     if (was_blocked)
         LOG_INFO("lease: acquired db=%s (the other writer is gone)", db->name);
@@ -2606,10 +2617,62 @@ out:
     return rc;
 }
 
-/* Renews a held lease; on finding another owner the lease is lost and a VERIFY item goes to
- * the head of the queue (uploads stop until it is taken again and the bucket re-checked). */
+/* mu held. Nothing of the database waits to go up and it has had no commit (nor upload, nor
+ * lease taken) for a whole ttl. Only a database with a generation in the bucket: that is what
+ * the reclaim expects to find there again. */
+static bool lease_idle_locked(const struct repl_db *db, int64_t now)
+{
+    int64_t last = db->last_commit_ms;
+    if (db->last_upload_ms > last)
+        last = db->last_upload_ms;
+    if (db->lease_taken_ms > last)
+        last = db->lease_taken_ms;
+    return db->has_gen && !db->q_head && !db->snap_running && !db->snap_upload &&
+           !db->wchanged && !db->chain_broken && !db->need_base &&
+           !(db->gen_open && db->committed > db->staged) &&
+           now - last >= (int64_t)db->r->conf.lease_ttl_ms;
+}
+
+/* mu held. A database that gave its lease up takes it again before anything else of it goes
+ * up: a VERIFY item at the head of its queue (lease, then the bucket check, expecting the
+ * generation it left there). false: out of memory, try again at the next pass. */
+static bool lease_reclaim_locked(struct repl_db *db)
+{
+    if (!db->lease_idle)
+        return true;
+    if (!(db->q_head && db->q_head->kind == ITEM_VERIFY)) {
+        struct item *v = item_new(ITEM_VERIFY, NULL);
+        if (!v)
+            return false;
+        v->has_expect = db->lease_idle_has_gen;
+        v->expect = db->lease_idle_gen;
+        q_push_front(db, v);
+    }
+    db->lease_idle = false;
+    return true;
+}
+
+/* Renews a held lease, or releases it when the database is idle (lease_idle_locked); on
+ * finding another owner the lease is lost and a VERIFY item goes to the head of the queue
+ * (uploads stop until it is taken again and the bucket re-checked). */
 static int lease_renew(struct repl_db *db, struct err *err)
 {
+    pthread_mutex_lock(&db->mu);
+    bool idle = lease_idle_locked(db, now_ms());
+    if (idle) {
+        db->lease_held = false;
+        db->lease_idle = true;
+        db->lease_idle_has_gen = db->has_gen;
+        db->lease_idle_gen = db->gen;
+    }
+    pthread_mutex_unlock(&db->mu);
+    if (idle) {
+        lease_release(db);
+        LOG_DEBUG("lease: given up db=%s (idle %u s; taken again before its next upload)",
+                  db->name, db->r->conf.lease_ttl_ms / 1000);
+        return 0;
+    }
+
     struct buf raw, mine;
     struct lease_info li;
     bool found = false;
@@ -3186,6 +3249,11 @@ static void *uploader_main(void *arg)
                 if (db->lease_renew_at_ms < next)
                     next = db->lease_renew_at_ms;
             }
+            /* a tombstone goes up without the lease: its database is gone here */
+            if (db->q_head && db->q_head->kind != ITEM_TOMBSTONE && !lease_reclaim_locked(db)) {
+                pthread_mutex_unlock(&db->mu);
+                continue;
+            }
             if (db->q_head) {
                 int64_t at = upload_hold_until_locked(db);
                 if (at < db->retry_at_ms)
@@ -3494,6 +3562,9 @@ static void *snapper_main(void *arg)
             if (db->snap_running) {
                 pick = db;
                 build = true;
+            } else if (db->snap_upload && db->lease_idle) {
+                if (lease_reclaim_locked(db))
+                    pthread_cond_broadcast(&r->work_cv); /* the uploaders take the lease */
             } else if (db->snap_upload && !(db->q_head && db->q_head->kind == ITEM_VERIFY)) {
                 /* Not before the bucket check (and lease) of the db: a snapshot key of ours
                  * in the bucket would look like a newer writer's generation. */

@@ -44,6 +44,7 @@ Test(fs_config, defaults)
     cr_expect_not(cfg.foreground);
     cr_expect_null(cfg.endpoint);
     cr_expect_eq(cfg.flush_timeout_ms, 60000);
+    cr_expect_eq(cfg.lease_ttl_ms, 30000);
     bool has_dp = false;
     for (int i = 0; i < cfg.fuse_argc; i++)
         has_dp |= strstr(cfg.fuse_argv[i], "default_permissions") != NULL;
@@ -84,7 +85,7 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     struct err err;
     const char *argv[] = {"bottomlessfs", "/usr", "-o", "durable,writeback=250,allow_other,noatime",
                           "-f",           "/tmp", "-o",
-                          "flush_timeout=5,list_ttl=0.5,noxattr,spin_us=40"};
+                          "flush_timeout=5,list_ttl=0.5,noxattr,spin_us=40,lease_ttl=4.5"};
     cr_assert_eq(parse(&cfg, &err, 8, argv), 0, "%s", err.msg);
     cr_expect(cfg.durable);
     cr_expect(cfg.writeback);
@@ -95,6 +96,7 @@ Test(fs_config, our_flags_and_fuse_passthrough)
     cr_expect_eq(cfg.list_ttl_ms, 500);
     cr_expect(cfg.noxattr);
     cr_expect_eq(cfg.spin_us, 40);
+    cr_expect_eq(cfg.lease_ttl_ms, 4500);
     bool has_noatime = false, has_allow = false;
     for (int i = 0; i < cfg.fuse_argc; i++) {
         has_noatime |= strcmp(cfg.fuse_argv[i], "noatime") == 0;
@@ -152,6 +154,9 @@ Test(fs_config, errors_name_the_problem)
     const char *a4[] = {"bottomlessfs", "-o", "batch_max_frames=12x", "/usr", "/tmp"};
     cr_expect_eq(parse(&cfg, &err, 5, a4), EINVAL);
     cr_expect(strstr(err.msg, "batch_max_frames=12x") != NULL, "%s", err.msg);
+    const char *a6[] = {"bottomlessfs", "-o", "lease_ttl=2", "/usr", "/tmp"};
+    cr_expect_eq(parse(&cfg, &err, 5, a6), EINVAL);
+    cr_expect(strstr(err.msg, "lease_ttl=2: at least 3 seconds") != NULL, "%s", err.msg);
     setenv("LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS", "soon", 1);
     const char *a5[] = {"bottomlessfs", "/usr", "/tmp"};
     cr_expect_eq(parse(&cfg, &err, 3, a5), EINVAL);
