@@ -1008,6 +1008,7 @@ static int mount_start(struct replica *r, const struct fs_hook_env *env, struct 
     rc_conf.snapshot_wal_min_mib = cfg->snapshot_wal_min_mib;
     rc_conf.continue_generations = !cfg->gen_per_checkpoint;
     rc_conf.lease_ttl_ms = cfg->lease_ttl_ms;
+    rc_conf.wal_cached = cfg->writeback;
     r->repl = repl_new(&rc_conf, r->s3, err);
     if (r->repl == NULL)
         return err != NULL && err->code ? err->code : ENOMEM;

@@ -134,6 +134,17 @@ struct repl_db {
      * is (only ever set with watch), wsince_ms when it last changed. */
     bool watch, wchanged;
     struct file_sig wsig;
+    /* wal_cached only (see repl_conf): synced_upto, the generation's frames committed when
+     * the app last fsynced the -wal; unsynced, a WAL restarted with commits after that, so
+     * frames may never have reached us (see dec_on_restart). Sticky until a snapshot taken
+     * with no WAL open. */
+    uint32_t synced_upto;
+    bool unsynced, unsynced_warned;
+    /* The WAL header's checkpoint sequence: 0 in a new -wal, +1 at every restart. A gap means
+     * whole WALs came and went unseen. ckpt_known: ckpt_seq is the current WAL's; else
+     * wal_fresh: the -wal was absent or empty, so its first header must say 0. (mu) */
+    bool ckpt_known, wal_fresh;
+    uint32_t ckpt_seq;
     int64_t wsince_ms, wnext_ms; /* wnext_ms: the stager's next look */
     /* The next generation's link to its parent is not known to be continuous (no parent,
      * divergence, lost frames, unclean restart, rename): its snapshot is its only base, so it
@@ -581,7 +592,7 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     db->cyc_base = 0;
     db->has_parent_hint = false;
     db->gen_has_dep = has_parent;
-    db->committed = db->staged = db->uploaded = 0;
+    db->committed = db->staged = db->uploaded = db->synced_upto = 0;
     db->staged_ck[0] = h->seed1;
     db->staged_ck[1] = h->seed2;
     db->staged_ck_ok = true;
@@ -593,7 +604,8 @@ static int gen_begin(struct repl_db *db, const struct hdrinfo *h, struct err *er
     db->n_generations++;
     db->journal_wal = true;
     db->journal_known = true;
-    db->watch = db->wchanged = false; /* gen_begin_unbacked arms it again */
+    /* gen_begin_unbacked arms it again; unsynced: only a snapshot with no WAL open settles it */
+    db->watch = db->wchanged = db->unsynced;
     if (idep)
         q_push(db, idep);
     q_push(db, imeta);
@@ -1070,6 +1082,36 @@ static bool cycle_continue_locked(struct repl_db *db, const struct hdrinfo *h)
     return true;
 }
 
+#define REPL_UNSYNCED_MSG                                                                      \
+    "the app checkpointed without syncing its WAL (PRAGMA synchronous=OFF) under -o "          \
+    "writeback: the kernel may have overwritten commits before they reached the daemon, so "   \
+    "the bucket is not known to match until the app closes the database (a snapshot is taken "  \
+    "then); fix: synchronous=NORMAL or FULL on every connection, or mount without writeback"
+
+/* In wal_cached mode, a WAL restart after commits that no fsync of the -wal followed, or a
+ * WAL whose checkpoint sequence skipped. SQLite syncs the WAL before a checkpoint copies it
+ * unless the checkpointing connection has synchronous=OFF (the sync of a new WAL's header,
+ * at its start, does not count: the commits come after it); without that, nothing made the
+ * kernel hand us
+ * the old WAL's pages before SQLite wrote the new one over them, nor the checkpointed db
+ * pages before the next snapshot would read the file: commits may be missing from the bucket
+ * and no snapshot taken while the app writes is known to be whole. The database reports a lag
+ * and a pending snapshot until one is taken with no WAL open (the app closed it: closing
+ * flushes what the kernel held), or at unmount. mu held. */
+static void unsynced_restart_locked(struct repl_db *db)
+{
+    db->unsynced = true;
+    if (!db->wchanged) { /* (a WAL: journal_wal is set) */
+        db->watch = db->wchanged = true;
+        db->wsince_ms = now_ms();
+        db->state_dirty = true;
+    }
+    if (!db->unsynced_warned) {
+        db->unsynced_warned = true;
+        LOG_ERR("replicator: db=%s: %s", db->name, REPL_UNSYNCED_MSG);
+    }
+}
+
 static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err)
 {
     struct repl_db *db = arg;
@@ -1078,7 +1120,15 @@ static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err
     pthread_mutex_lock(&db->mu);
     db->journal_wal = true;
     db->journal_known = true;
-    if (db->gen_open && !hdr_matches(&hi, &db->ch) && !cycle_continue_locked(db, &hi)) {
+    bool restarted = db->gen_open && !hdr_matches(&hi, &db->ch);
+    bool missed = db->ckpt_known ? h->ckpt_seq != db->ckpt_seq + 1
+                                 : db->wal_fresh && h->ckpt_seq != 0;
+    if (db->r->conf.wal_cached &&
+        (missed || (restarted && db->committed > db->cyc_base && db->synced_upto < db->committed)))
+        unsynced_restart_locked(db);
+    db->ckpt_known = true;
+    db->ckpt_seq = h->ckpt_seq;
+    if (restarted && !cycle_continue_locked(db, &hi)) {
         /* The old WAL is gone: its generation is complete (the gate staged it). */
         gen_close_locked(db);
     }
@@ -1754,6 +1804,7 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
     db->dec = wal_decoder_new(&dec_ops, db, err);
     if (!db->dec)
         return err ? err->code : ENOMEM;
+    db->wal_fresh = !(db->wal_fd >= 0 && wal_hdr);
     if (db->wal_fd >= 0 && wal_hdr) {
         struct err se = {0};
         rc = wal_decoder_scan(db->dec, wal_size, &se);
@@ -1927,6 +1978,8 @@ void repl_wal_unlinked(struct repl_db *db)
     int fd = db->wal_fd;
     db->wal_fd = -1;
     gen_close_locked(db);
+    db->ckpt_known = false;
+    db->wal_fresh = true;
     pthread_mutex_unlock(&db->mu);
     copy_buf_release(db);
     pthread_mutex_unlock(&db->stage_mu);
@@ -1940,6 +1993,12 @@ void repl_wal_unlinked(struct repl_db *db)
 int repl_wal_fsync(struct repl_db *db)
 {
     struct replicator *r = db->r;
+    if (r->conf.wal_cached) {
+        /* the kernel handed over the -wal's dirty pages before this FSYNC */
+        pthread_mutex_lock(&db->mu);
+        db->synced_upto = db->committed;
+        pthread_mutex_unlock(&db->mu);
+    }
     if (!r->conf.durable)
         return 0;
     int64_t deadline = now_ms() + r->conf.durable_timeout_ms;
@@ -2839,7 +2898,13 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
     bool frameless = db->committed == 0;
     bool idle = !db->gen_open && (watched ? db->wchanged
                                           : frameless && db->renamed_in && !db->has_gen);
+    bool unsynced = db->unsynced;
     pthread_mutex_unlock(&db->mu);
+    /* After an unsynced restart the file is whole only once the app has closed the database
+     * (SQLite deletes the -wal at the last close, and closing flushed what the kernel held),
+     * or at unmount; a pause in its writes is not enough. */
+    if (idle && unsynced && !hurried && access(db->wal_path, F_OK) == 0)
+        idle = false;
     bool is_db = idle && db_file_hdrinfo(db, &h);
     if (is_db && watched) {
         pthread_mutex_lock(&db->mu);
@@ -2853,7 +2918,11 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
         if (frameless)
             db->lsn_staged = db->lsn_uploaded = db->lsn_committed;
         pthread_mutex_unlock(&db->mu);
-        if (watched && hurried)
+        if (watched && unsynced)
+            LOG_INFO("replicator: database closed after a WAL restart it did not sync: its "
+                     "snapshot goes up now db=%s gen=%s",
+                     db->name, db->gen_str);
+        else if (watched && hurried)
             LOG_INFO("replicator: database written outside a WAL (copied in?) and a flush "
                      "waits: its snapshot goes up now db=%s gen=%s",
                      db->name, db->gen_str);
@@ -2870,6 +2939,7 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
         pthread_mutex_lock(&db->mu);
         db->watch = true;
         db->wchanged = false;
+        db->unsynced = false;
         if (have_sig)
             db->wsig = sig;
         pthread_mutex_unlock(&db->mu);
@@ -3826,7 +3896,7 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
         (oldest == 0 || db->pending_since_ms < oldest))
         oldest = db->pending_since_ms;
     bool pending = oldest > 0 || (db->gen_open && db->committed > db->staged) ||
-                   db->lsn_uploaded < db->lsn_committed || db->chain_broken;
+                   db->lsn_uploaded < db->lsn_committed || db->chain_broken || db->unsynced;
     if (pending) {
         int64_t base = oldest ? oldest : db->last_commit_ms;
         int64_t lag = now_ms() - base;
@@ -3840,7 +3910,8 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
     out->s3_outage = db->outage;
     out->lease_blocked = db->lease_blocked;
     snprintf(out->lease_holder, sizeof(out->lease_holder), "%s", db->lease_holder);
-    snprintf(out->last_error, sizeof(out->last_error), "%s", db->last_error);
+    snprintf(out->last_error, sizeof(out->last_error), "%s",
+             db->last_error[0] || !db->unsynced ? db->last_error : REPL_UNSYNCED_MSG);
     pthread_mutex_unlock(&db->mu);
     return 0;
 }

@@ -85,6 +85,9 @@ struct repl_conf {
     bool continue_generations;    /* a WAL restart continues the open generation unless the
                                      snapshot policy wants a snapshot (default true) */
     unsigned n_uploaders;         /* upload threads */
+    bool wal_cached;              /* the -wal's writes reach us late, through the kernel's
+                                     writeback cache, unordered with the db file's: only an
+                                     fsync of the -wal orders them (fs -o writeback) */
     uint32_t lease_ttl_ms;        /* writer lease "<db_name>.lease" (min 3000; renewed every
                                      third of it; see "lease" in replicator.c) */
 };

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# 90-repl-writeback-unsynced: in writeback mode the daemon sees a -wal's pages only when the
+# kernel hands them over, and SQLite makes it do so before each checkpoint only when it syncs
+# the WAL (synchronous NORMAL or FULL). A checkpoint by a synchronous=OFF connection lets the
+# kernel overwrite commits before the daemon saw them; the bucket then held a database without
+# its table while the status file said lag 0. Now the daemon notices (a WAL restart with no
+# fsync of the -wal before it, or a WAL whose checkpoint sequence skipped), says so in its log
+# and status (last_error, lag, snapshot pending) for as long as the app keeps the database
+# open, and takes a snapshot once the app closes it: the restore is then exact. Cases: one OFF
+# connection; a NORMAL writer whose checkpoints a second, OFF connection runs; and a NORMAL
+# control, which must be exact while still open and raise nothing.
+# timeout: 300
+source "$BFS_ROOT/tests/lib/common.sh"
+source "$BFS_ROOT/tests/lib/fs.sh"
+source "$BFS_ROOT/tests/integration/60-repl-lib.bash"
+
+repl_bucket
+B=$TEST_TMP/back M=$TEST_TMP/mnt
+mkdir -p "$B" "$M"
+mount_fs "$B" "$M" -o writeback,batch_interval=1
+LOG=$BFS_FS_LOG
+
+# app DB MODE: writes DB through the mount and keeps it open until $TEST_TMP/close-DB exists.
+# MODE off: one synchronous=OFF connection, 3,000 autocommit inserts (the WAL restarts at the
+# 1,000-frame autocheckpoint). MODE ckpt-off: a NORMAL writer without autocheckpoint, whose
+# WAL a second, OFF connection checkpoints every 300 inserts. MODE normal: the control.
+app() {
+    "$PY" - "$M/$1" "$2" "$TEST_TMP/open-$1" "$TEST_TMP/close-$1" <<'EOF' &
+import os, sqlite3, sys, time
+db, mode, opened, close = sys.argv[1:]
+w = sqlite3.connect(db, isolation_level=None)
+w.execute("pragma journal_mode=wal")
+w.execute("pragma synchronous=" + ("OFF" if mode == "off" else "NORMAL"))
+w.execute("create table t(id integer primary key, v blob)")
+if mode == "ckpt-off":
+    w.execute("pragma wal_autocheckpoint=0")
+    ck = sqlite3.connect(db, isolation_level=None)
+    ck.execute("pragma synchronous=OFF")
+for i in range(3000):
+    w.execute("insert into t(v) values (randomblob(100))")
+    if mode == "ckpt-off" and i % 300 == 299:
+        ck.execute("pragma wal_checkpoint(PASSIVE)").fetchall()
+open(opened, "w").close()
+deadline = time.time() + 120
+while not os.path.exists(close) and time.time() < deadline:
+    time.sleep(0.05)
+if mode == "ckpt-off":
+    ck.close()
+w.close()
+EOF
+    APP_PID=$!
+}
+status_of() { # DB FIELD
+    "$PY" -c 'import json,sys
+d = next(x for x in json.load(open(sys.argv[1]))["databases"] if x["path"] == sys.argv[2])
+print(d[sys.argv[3]])' "$M/.bottomless/status" "$1" "$2"
+}
+check_restore() { # DB: the bucket's newest equals the local file
+    local db=$1
+    cli -d "$db" restore -o "$TEST_TMP/r-$db" >/dev/null 2>&1 || fail "$db: restore failed"
+    [[ $(sqlite3 "$TEST_TMP/r-$db" "pragma integrity_check") == ok ]] || fail "$db: restore is corrupt"
+    [[ $(sqlite3 "$TEST_TMP/r-$db" "select count(*) from t") == 3000 ]] ||
+        fail "$db: restore has $(sqlite3 "$TEST_TMP/r-$db" 'select count(*) from t' 2>&1) rows, not 3000"
+    [[ $(sha3 "$TEST_TMP/r-$db") == $(sha3 "$M/$db") ]] || fail "$db: restore differs from the local file"
+}
+
+for mode in off ckpt-off; do
+    db=$mode.db
+    app "$db" "$mode"
+    wait_until 60 test -e "$TEST_TMP/open-$db"
+    # while the app has it open, the status says the bucket is not known to match, and why
+    wait_until 20 bash -c "grep -q 'synchronous=OFF' <<<\"\$(cat '$M/.bottomless/status')\""
+    [[ $(status_of "$db" last_error) == *"synchronous=OFF"* ]] || fail "$db: last_error: $(status_of "$db" last_error)"
+    repl_synced "$M" "$db" && fail "$db: claims to be synced while the app's unsynced WAL is open"
+    grep -q "replicator: db=$db: the app checkpointed without syncing its WAL" "$LOG" ||
+        fail "$db: no error in the log"
+    # the app closes the database: the snapshot goes up and the restore is exact
+    touch "$TEST_TMP/close-$db"
+    wait "$APP_PID" || fail "$db: the app failed"
+    repl_wait_synced 60 "$M" "$db"
+    [[ -z $(status_of "$db" last_error) ]] || fail "$db: last_error stayed: $(status_of "$db" last_error)"
+    check_restore "$db"
+    note "$db: detected while open, exact after close"
+done
+
+# control: synchronous=NORMAL everywhere is exact while the app still has the database open
+app normal.db normal
+wait_until 60 test -e "$TEST_TMP/open-normal.db"
+repl_wait_synced 60 "$M" normal.db
+check_restore normal.db
+grep -q "db=normal.db: the app checkpointed" "$LOG" && fail "normal.db: flagged as unsynced"
+touch "$TEST_TMP/close-normal.db"
+wait "$APP_PID" || fail "normal.db: the app failed"
+unmount_fs "$M"
+fs_check_log "$LOG"
+note "writeback: unsynced checkpoints detected and reported, restores exact once closed"
