@@ -53,6 +53,16 @@ static void *flusher_main(void *arg)
             paths[k++] = strdup(e->path);
         pthread_mutex_unlock(&fl->t.mu);
         for (size_t i = 0; i < k; i++) {
+            size_t len = paths[i] != NULL ? strlen(paths[i]) : 0;
+            /* The database first: a checkpoint by a synchronous=OFF connection syncs neither
+             * file, and its pages in the db would otherwise wait up to the kernel's 30 s while
+             * the WAL they came from is written over (a killed daemon loses them). Then the
+             * -wal. */
+            if (len > 4 && strcmp(paths[i] + len - 4, "-wal") == 0) {
+                paths[i][len - 4] = '\0';
+                mounthelper_submit(fl->mh, 'S', paths[i]);
+                paths[i][len - 4] = '-';
+            }
             if (paths[i] != NULL)
                 mounthelper_submit(fl->mh, 'S', paths[i]);
             free(paths[i]);

@@ -1,6 +1,7 @@
 /* fs/flusher.h - writeback mode (-o writeback[=MS]): every MS milliseconds, push the kernel's
  * dirty pages of every live "-wal" file out to the daemon, so the replicator sees each commit
- * within MS even though the kernel's writeback cache would hold it for ~30 s.
+ * within MS even though the kernel's writeback cache would hold it for ~30 s; and, first,
+ * those of its database (checkpoints of synchronous=OFF connections sync neither file).
  * How:     a timer thread asks the mount helper child (fs/mounthelper.h: never a thread of the
  *          daemon, never the session thread) to open MOUNTPOINT/path and run
  *          sync_file_range(WRITE|WAIT) on it: the kernel sends the dirty pages as WRITE
