@@ -2115,6 +2115,9 @@ static void db_retire(struct repl_db *db, bool tomb)
     db->has_gen = false;
     db->has_parent_hint = false;
     db->snap_running = db->snap_upload = false;
+    /* nothing of the file under this name is owed to the bucket any more (a restore's
+     * temporary file, written outside a WAL and renamed into place, kept a flush waiting) */
+    db->watch = db->wchanged = db->renamed_in = db->unsynced = false;
     db->committed = db->staged = db->uploaded = 0;
     db->cyc_base = 0;
     db->n_cuts = 0;
@@ -2906,6 +2909,11 @@ static int gen_begin_unbacked(struct repl_db *db, bool watched, bool hurried,
     if (idle && unsynced && !hurried && access(db->wal_path, F_OK) == 0)
         idle = false;
     bool is_db = idle && db_file_hdrinfo(db, &h);
+    if (idle && !watched && !is_db) { /* not a database in WAL mode: nothing to upload */
+        pthread_mutex_lock(&db->mu);
+        db->renamed_in = false;
+        pthread_mutex_unlock(&db->mu);
+    }
     if (is_db && watched) {
         pthread_mutex_lock(&db->mu);
         db->force_snapshot = true;
@@ -3062,6 +3070,7 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     db->need_base = true;
     bool has_gen = db->has_gen;
     bool open_gen = has_gen && db->gen_open;
+    bool renamed_in = db->renamed_in;
     struct gen_id cur = db->gen;
     bool own_snap = open_gen && !db->gen_has_dep && gen_id_eq(&db->snap_gen, &cur) &&
                     (db->snap_running || db->snap_upload);
@@ -3165,6 +3174,12 @@ static int upload_verify(struct repl_db *db, const struct item *it, struct err *
     }
     pthread_mutex_unlock(&db->gen_mu);
     pthread_mutex_unlock(&db->stage_mu);
+    /* A database renamed over one the bucket holds (mv new.db app.db, a restore's temporary
+     * file renamed into place) and not written since: nothing else would ever upload it, and
+     * the bucket would go on restoring the database it replaced. It goes up now, as a
+     * snapshot-only generation naming the bucket's newest. */
+    if (rc == 0 && renamed_in && !open_gen) /* (no-op once a generation began above) */
+        rc = gen_begin_unbacked(db, false, false, err);
     if (rc == 0 && !it->has_expect)
         watch_arm(db, false);
     return rc;
@@ -3247,11 +3262,24 @@ static int upload_item(struct repl_db *db, const struct item *it, struct item **
         return lease_renew(db, err);
     case ITEM_VERIFY:
         return upload_verify(db, it, err);
-    case ITEM_TOMBSTONE:
+    case ITEM_TOMBSTONE: {
         if (layout_key_tombstone(db->name, key) != 0 ||
             path_join(path, sizeof(path), db->dir, "tombstone") != 0)
             return ERR(err, ENAMETOOLONG, "replicator: tombstone key too long");
+        /* A name the bucket never held (a temporary file renamed into place, as a restore
+         * into the mount makes) needs no tombstone: it would only litter the bucket. */
+        struct gen_id *ids = NULL;
+        size_t n = 0;
+        if ((rc = layout_list_generations(db->r->s3, db->name, &ids, &n, err)) != 0)
+            return rc;
+        free(ids);
+        if (n == 0) {
+            unlink(path);
+            LOG_DEBUG("replicator: no tombstone for db=%s: the bucket has none of it", db->name);
+            return 0;
+        }
         return upload_small(db, key, path, LAYOUT_TOMBSTONE_BYTES, err);
+    }
     case ITEM_DEP:
         if (layout_key_dep(db->name, &it->gen, key) != 0 ||
             gen_path(db, &it->gen, ".dep", path, sizeof(path)) != 0)
@@ -3738,13 +3766,20 @@ static void *snapper_main(void *arg)
 
 /* ---- flush and status -------------------------------------------------------------------- */
 
+/* mu held. A database renamed into its name whose file nothing has uploaded under it yet
+ * (upload_verify begins its generation): the bucket still restores what it replaced. */
+static bool rename_pending_locked(const struct repl_db *db)
+{
+    return db->renamed_in && !db->has_gen;
+}
+
 static bool db_drained(struct repl_db *db, uint64_t target)
 {
     /* mu held */
     bool only_verify = db->q_head == NULL;
     return only_verify && db->lsn_uploaded >= target && !db->snap_running && !db->snap_upload &&
            !db->chain_broken && !(db->gen_open && db->committed > db->staged) &&
-           !db->wchanged;
+           !db->wchanged && !rename_pending_locked(db);
 }
 
 /* A pending object still in db's staging directory, whether queued or not: a segment,
@@ -3906,7 +3941,8 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
     out->n_generations = db->n_generations;
     out->n_snapshots = db->n_snapshots;
     out->n_batches = db->n_batches;
-    out->snapshot_pending = db->snap_running || db->snap_upload || db->wchanged;
+    out->snapshot_pending =
+        db->snap_running || db->snap_upload || db->wchanged || rename_pending_locked(db);
     out->s3_outage = db->outage;
     out->lease_blocked = db->lease_blocked;
     snprintf(out->lease_holder, sizeof(out->lease_holder), "%s", db->lease_holder);

@@ -3,7 +3,8 @@
 # generation, restorable, equal to the local file) and tombstones the old name; renaming a
 # directory moves the databases below it; a rename over a database tombstones the one
 # replaced; deleting a database tombstones it; a database renamed and then left alone is
-# uploaded without a write; mv of a bucket-only database restores it first.
+# uploaded without a write; mv of a bucket-only database restores it first; a database
+# renamed over one the bucket holds, or restored into the live mount, replaces it there.
 # timeout: 300
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -77,4 +78,41 @@ mv "$M/quiet.db" "$M/moved.db" || fail "mv of a bucket-only database failed"
 wait_until 60 restorable moved.db "$TEST_TMP/m.db"
 [[ $(sha3 "$TEST_TMP/m.db") == "$want" ]] || fail "moved.db in the bucket differs"
 unmount_fs "$M"
+
+# mv over a database the bucket holds, nobody writing either afterwards (the atomic replace
+# cp x .app.db.tmp && mv .app.db.tmp app.db does this): the bucket restores the new file, and
+# says so only once it does (before, nothing uploaded it and restore returned the old one
+# while the status said synced). Then an operator's rollback, a restore into the live mount
+# (bottomless-cli writes a temporary file and renames it into place): the bucket follows it,
+# the temporary name leaves no tombstone, and bottomlessfs -u is done at once (it waited its
+# whole flush_timeout for the temporary file, then failed).
+B4=$TEST_TMP/back4
+mkdir -p "$B4"
+mount_fs "$B4" "$M" -o batch_interval=1
+mkdb "$M/over.db" 3
+mkdb "$M/repl.db" 7
+repl_wait_synced 60 "$M"
+mv "$M/repl.db" "$M/over.db"
+want=$(sha3 "$M/over.db")
+repl_wait_synced 60 "$M" over.db
+restorable over.db "$TEST_TMP/o1.db" || fail "over.db: restore after mv over failed"
+[[ $(sha3 "$TEST_TMP/o1.db") == "$want" ]] ||
+    fail "over.db: the bucket restores the replaced database ($(sqlite3 "$TEST_TMP/o1.db" 'select count(*) from t') rows, want 7)"
+sqlite3 "$M/over.db" "insert into t values (1000)"
+repl_wait_synced 60 "$M" over.db
+g=$(gens over.db | head -n 1)
+sqlite3 "$M/over.db" "insert into t values (1001)"
+repl_wait_synced 60 "$M" over.db
+cli -d over.db restore -g "$g" --force -o "$M/over.db" >/dev/null 2>&1 || fail "rollback restore failed"
+want=$(sha3 "$M/over.db")
+[[ $(sqlite3 "$M/over.db" "select max(a) from t") == 1000 ]] || fail "the rollback did not land"
+repl_wait_synced 60 "$M" over.db
+restorable over.db "$TEST_TMP/o2.db" || fail "over.db: restore after the rollback failed"
+[[ $(sha3 "$TEST_TMP/o2.db") == "$want" ]] || fail "over.db: the bucket did not follow the rollback"
+t0=$(date +%s)
+"$BFS_BIN/bottomlessfs" -u "$M" >/dev/null || fail "bottomlessfs -u failed after the rollback"
+fs_reap "$M"
+(($(date +%s) - t0 < 20)) || fail "bottomlessfs -u took $(($(date +%s) - t0)) s after the rollback"
+awss3 s3 ls "s3://$BUCKET/" | grep -q 'restore-.*tombstone' &&
+    fail "a tombstone for the restore's temporary file: $(awss3 s3 ls "s3://$BUCKET/" | grep restore-)"
 note ok
