@@ -109,7 +109,8 @@ static void mh_enqueue(struct mh_pending *q, size_t *n, char kind, uint64_t from
     q[i].to = to;
 }
 
-static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *busy, char *data)
+static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *busy, char *data,
+                     bool quiet)
 {
     char line[MH_LINE_MAX + 1], full[MH_LINE_MAX + 512];
     struct mh_pending q[MH_PENDING_MAX];
@@ -123,6 +124,16 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *bu
     if (rfd > 3)
         close_range(3, (unsigned)rfd - 1, 0);
     close_range((unsigned)rfd + 1, ~0u, 0);
+    if (quiet) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, STDIN_FILENO);
+            dup2(null, STDOUT_FILENO);
+            dup2(null, STDERR_FILENO);
+            if (null > STDERR_FILENO)
+                close(null);
+        }
+    }
     if (mlen + 1 >= sizeof(full) - MH_LINE_MAX)
         _exit(0);
     memcpy(full, mountpoint, mlen);
@@ -170,7 +181,7 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *bu
     }
 }
 
-struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err)
+struct mounthelper *mounthelper_new(const char *mountpoint, bool quiet, struct err *err)
 {
     struct mounthelper *mh = calloc(1, sizeof(*mh));
     char *data = malloc(MH_CHUNK);
@@ -210,7 +221,7 @@ struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err)
         return NULL;
     }
     if (pid == 0)
-        mh_child(p[0], parent, mountpoint, mh->busy, data); /* never returns */
+        mh_child(p[0], parent, mountpoint, mh->busy, data, quiet); /* never returns */
     close(p[0]);
     free(data);
     fcntl(p[1], F_SETFL, O_NONBLOCK);

@@ -32,7 +32,10 @@
 
 struct mounthelper;
 
-struct mounthelper *mounthelper_new(const char *mountpoint, struct err *err);
+/* quiet: the child's stdin, stdout and stderr become /dev/null (a daemon that detaches:
+ * otherwise the child would hold the caller's pipe, and out=$(bottomlessfs ...) would not
+ * return until the unmount). */
+struct mounthelper *mounthelper_new(const char *mountpoint, bool quiet, struct err *err);
 /* Closes the pipe (the child exits when it has finished its job) and reaps the child, waiting
  * at most 2 s before SIGKILL. NULL: no-op. */
 void mounthelper_free(struct mounthelper *mh);

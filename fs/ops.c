@@ -149,7 +149,7 @@ int fs_start(struct fs *fs, struct err *err)
 
     /* first: the fork copies fewer threads */
     if (fs->cfg->writeback || !fs->cfg->nowalcache) {
-        fs->mh = mounthelper_new(fs->cfg->mountpoint, err);
+        fs->mh = mounthelper_new(fs->cfg->mountpoint, !fs->cfg->foreground, err);
         if (fs->mh == NULL)
             return err != NULL && err->code != 0 ? err->code : ENOMEM;
     }

@@ -3,7 +3,8 @@
 # arguments / unknown or invalid options / a missing BACKING_DIR or MOUNTPOINT / a
 # mountpoint that is or nests with BACKING_DIR fail with a clear message and a non-zero
 # status and leave nothing mounted; options come from the environment too (-o wins: checked
-# through the validation message); daemon mode (no -f) returns only once mounted and exits
+# through the validation message); daemon mode (no -f) returns only once mounted (also with its
+# output captured by $(...): no process of it keeps the pipe) and exits
 # after fusermount3 -u; SIGTERM and SIGINT in the foreground unmount cleanly; the fstab forms
 # (mount -t fuse "PROG#BACKING", mount.fuse3 -t).
 # timeout: 200
@@ -117,7 +118,9 @@ stop_daemon() { # MNT CMDLINE
     return 0
 }
 on_exit stop_daemon "$M" "$BIN -o noreplicate $B $M"
-"$BIN" -o noreplicate "$B" "$M" || fail "daemon mode exit status"
+# its output captured (out=$(...), | tee): the command returns, its processes hold no pipe
+# (the mount helper child kept the caller's stdout and stderr, so this hung until the unmount)
+out=$(timeout 30 "$BIN" -o noreplicate "$B" "$M" 2>&1) || fail "daemon mode exit status ($?): $out"
 fs_is_mounted "$M" || fail "daemon mode returned before the mount existed"
 [[ $(cat "$M/file") == hello ]] || fail "read through daemon-mode mount"
 pid=$(daemon_pid "$BIN -o noreplicate $B $M")

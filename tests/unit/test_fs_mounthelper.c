@@ -26,7 +26,7 @@ Test(fs_mounthelper, the_child_is_busy_while_it_holds_a_file_and_idle_after)
     cr_assert(mkdtemp(dir) != NULL);
     snprintf(fifo, sizeof(fifo), "%s/x.db-wal", dir);
     cr_assert_eq(mkfifo(fifo, 0600), 0);
-    struct mounthelper *mh = mounthelper_new(dir, &e);
+    struct mounthelper *mh = mounthelper_new(dir, false, &e);
     cr_assert(mh != NULL, "%s", e.msg);
 
     cr_expect(!mounthelper_busy(mh));
