@@ -645,12 +645,17 @@ static void forget_db(struct replica *r, const char *path)
     struct rdb *e;
     struct repl_db *db = NULL;
     bool last = false;
+    struct stat vst;
 
     pthread_mutex_lock(&r->mu);
     e = table_find_locked(r, path);
     if (e != NULL)
         e->n_refs++; /* keep it while we work */
     pthread_mutex_unlock(&r->mu);
+    /* A database only listed from the bucket, deleted before anything opened it: it gets its
+     * tombstone like any other (hiding it here only, it came back at the next mount). */
+    if (e == NULL && r->lazy != NULL && lazy_lookup(r->lazy, path, &vst) == 0)
+        e = rdb_get(r, path, true);
     if (e != NULL) {
         db = rdb_detach(r, e);
         pthread_mutex_lock(&r->mu);

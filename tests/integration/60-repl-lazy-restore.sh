@@ -5,7 +5,8 @@
 # it lazily with the same .sha3sum, the CLI restore of the bucket equals it too, and writes
 # after the lazy restore continue in a new generation whose .dep names the restored one.
 # Also: concurrent first opens share one restore; a deleted database is not listed, `cli ls`
-# marks it deleted, and `restore --ignore-tombstone` still brings it back.
+# marks it deleted, and `restore --ignore-tombstone` still brings it back; an rm of a database
+# only listed from the bucket tombstones it too.
 # timeout: 400
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -132,5 +133,23 @@ grep -q "lazy: restore failed db=app.db" "$BFS_FS_LOG" || fail "no log line for 
 [[ -e $B3/app.db ]] && fail "a failed restore left a file behind"
 swift_start_proxy
 [[ $(sha3 "$M/app.db") == "$sum2" ]] || fail "restore after S3 came back differs"
+unmount_fs "$M"
+
+# rm of a database only listed from the bucket (never opened here) sticks: it gets a
+# tombstone, and the next machine does not list it (before, it was hidden in that mount only)
+B4=$TEST_TMP/back4 B5=$TEST_TMP/back5
+mkdir -p "$B4" "$B5"
+mount_fs "$B4" "$M"
+wait_until 30 test -e "$M/app.db"
+rm "$M/app.db" || fail "rm of a bucket-only database failed"
+[[ -e $M/app.db ]] && fail "app.db still listed after rm"
+tomb_there() { awss3 s3api head-object --bucket "$BUCKET" --key app.db.tombstone >/dev/null 2>&1; }
+wait_until 30 tomb_there
+"$BFS_BIN/bottomlessfs" -u "$M" >/dev/null || fail "-u after the rm failed"
+fs_reap "$M"
+mount_fs "$B5" "$M"
+ls "$M" >/dev/null
+[[ -e $M/app.db ]] && fail "the deleted bucket-only app.db came back on the next machine"
+cli ls | grep -q '^app.db  newest: .*, deleted at ' || fail "cli ls does not mark app.db deleted"
 unmount_fs "$M"
 note "ok"
