@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include "common/err.h"
 #include "fs/cpulatency.h"
@@ -312,6 +313,11 @@ static int canon_dir(const char *what, const char *path, char **out, struct err 
         return ERR(err, errno, "%s %s: %s", what, path,
                    errno == ENOENT ? "no such directory" : errno_name(errno));
     int rc = stat(real, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+    /* The kernel may answer stat from its cache for a FUSE mount whose daemon died; statfs
+     * always asks the daemon (a mount stacked over a dead one hid it until the next -u). */
+    struct statfs sfs;
+    if (rc == 0 && statfs(real, &sfs) != 0 && errno == ENOTCONN)
+        rc = ENOTCONN;
     if (rc != 0) {
         free(real);
         return ERR(err, rc, "%s %s: %s", what, path,

@@ -3,7 +3,7 @@
 # (synchronous=NORMAL, rows of random sizes, autocheckpoints); after fusermount3 -u -z and a
 # new mount on the same backing directory, every transaction the app saw committed (logged
 # outside the mount after each commit returned) reaches the bucket, and the restore equals the
-# local database exactly.
+# local database exactly; a mount over the dead one is refused with the fix.
 # timeout: 400
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
@@ -46,6 +46,13 @@ kill -KILL "$pid1"
 note "daemon killed after $(wc -l <"$LOG") logged commits"
 wait "$app" || true
 cat "$TEST_TMP/app.err" >&2 || true
+# a new mount over the dead one is refused with the fix (it stacked on top of it, hiding it,
+# when the kernel still had the root's attributes cached: a database created in the mount)
+stack_rc=0
+"$BFS_BIN/bottomlessfs" "$B" "$M" >"$TEST_TMP/stack.out" 2>&1 || stack_rc=$?
+((stack_rc != 0)) || { fusermount3 -u -z "$M"; fail "mounted over the dead mount"; }
+grep -q "a dead FUSE mount is still there: run fusermount3 -u -z" "$TEST_TMP/stack.out" ||
+    fail "no fix named for the dead mount: $(cat "$TEST_TMP/stack.out")"
 fusermount3 -u -z "$M" || fail "fusermount3 -u -z failed"
 last=$(tail -n 1 "$LOG")
 [[ $last =~ ^[0-9]+$ ]] || fail "no committed transaction logged"
