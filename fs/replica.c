@@ -931,6 +931,7 @@ static int hook_render_status(void *arg, struct buf *out)
         .s3 = r->s3,
         .bucket = r->s3conf.bucket,
         .endpoint = r->s3conf.endpoint,
+        .backing_dir = r->env.backing_dir,
         .durable = r->cfg->durable,
     };
 

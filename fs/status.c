@@ -134,6 +134,11 @@ int status_render(const struct status_src *src, struct buf *out)
         rc = buf_append(out, ",\"endpoint\":", 12);
     if (rc == 0)
         rc = status_json_string(out, src->endpoint);
+    if (rc == 0 && src->backing_dir != NULL) {
+        rc = buf_append(out, ",\"backing_dir\":", 15);
+        if (rc == 0)
+            rc = status_json_string(out, src->backing_dir);
+    }
     if (rc == 0)
         rc = buf_appendf(out, ",\"durable\":%s", src->durable ? "true" : "false");
     if (rc == 0 && src->s3 != NULL) {

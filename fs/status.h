@@ -1,7 +1,7 @@
 /* fs/status.h - renders MOUNTPOINT/.bottomless/status: one JSON document describing the
  * mount (bucket, endpoint, mode, S3 counters, lazy-restore state) and, per database, what the
  * replicator reports (wal/replicator.h struct repl_db_status).
- * Format:  {"version":1,"bucket":"..","endpoint":"..","durable":false,
+ * Format:  {"version":1,"bucket":"..","endpoint":"..","backing_dir":"..","durable":false,
  *           "s3":{"requests":N,"puts":N,"gets":N,"retries":N,"failures":N,
  *                 "bytes_up":N,"bytes_down":N},
  *           "lazy":{"virtual":N,"restores":N,"restore_failures":N,"listed_ms":N,
@@ -31,6 +31,7 @@ struct status_src {
     struct s3_client *s3;    /* may be NULL */
     const char *bucket;
     const char *endpoint;
+    const char *backing_dir; /* read by bottomlessfs -u when the mount's source hides it */
     bool durable;
 };
 

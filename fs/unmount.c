@@ -2,6 +2,7 @@
 #include "fs/unmount.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 
 #include "common/err.h"
 #include "fs/config.h"
+#include "fs/fs.h"
 #include "fs/stagelock.h"
 
 #define SOURCE_PREFIX "bottomlessfs:"
@@ -72,6 +74,56 @@ static int mount_find(const char *mp, char *type, size_t type_cap, char *source,
     return found ? 0 : ENOENT;
 }
 
+/* The daemon names its BACKING_DIR in MOUNTPOINT/.bottomless/status ("backing_dir", a JSON
+ * string near the top), for a mount whose source does not (-o fsname=NAME). false: no such
+ * file or field, or not an absolute path. */
+static bool backing_from_status(const char *mp, char *out, size_t cap)
+{
+    static const char key[] = "\"backing_dir\":\"";
+    char path[PATH_MAX + 64], buf[8192];
+    size_t len = 0, k = 0;
+
+    snprintf(path, sizeof(path), "%s/%s/%s", mp, FS_STAGING_NAME, FS_STATUS_FILE_NAME);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    for (ssize_t n; len + 1 < sizeof(buf); len += (size_t)n)
+        if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0)
+            break;
+    close(fd);
+    buf[len] = '\0';
+    const char *p = strstr(buf, key);
+    if (p == NULL)
+        return false;
+    for (p += strlen(key); *p != '\0' && *p != '"'; p++) {
+        char c = *p;
+        if (c == '\\') {
+            unsigned v;
+            switch (*++p) {
+            case '"': case '\\': case '/': c = *p; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            case 'u': /* status_json_string escapes only control bytes this way */
+                if (sscanf(p + 1, "%4x", &v) != 1 || v == 0 || v > 0x7f)
+                    return false;
+                c = (char)v;
+                p += 4;
+                break;
+            default:
+                return false;
+            }
+        }
+        if (k + 1 >= cap)
+            return false;
+        out[k++] = c;
+    }
+    out[k] = '\0';
+    return *p == '"' && out[0] == '/';
+}
+
 /* fusermount3 -u mp; its own messages go to our stderr. 0 or its exit status. */
 static int run_fusermount(const char *mp)
 {
@@ -130,9 +182,13 @@ int fs_unmount_main(int argc, char **argv)
                 mp, type, source);
         return 1;
     }
-    /* Our source names BACKING_DIR (fs/config.c), unless -o fsname replaced it; mount.fuse3
-     * may pass the fstab source, the directory itself. */
+    /* Our source names BACKING_DIR (fs/config.c), unless -o fsname replaced it (the status
+     * file names it then); mount.fuse3 may pass the fstab source, the directory itself. */
+    char from_status[PATH_MAX];
     const char *backing = ours_by_source ? source + strlen(SOURCE_PREFIX) : source;
+    if (!ours_by_source && source[0] != '/' &&
+        backing_from_status(mp, from_status, sizeof(from_status)))
+        backing = from_status;
     snprintf(staging, sizeof(staging), "%s/%s", backing, FS_STAGING_NAME);
     struct stagelock_holder h;
     int fd = backing[0] == '/' ? stagelock_open_note(staging, &h, &err) : -1;

@@ -2,7 +2,8 @@
 # 84-unmount-outage: unmounting while S3 is down. Transactions committed during the outage
 # cannot be uploaded: the daemon waits flush_timeout, says what it could not upload (db= and
 # frames), exits, and keeps them in BACKING_DIR/.bottomless; the database itself is intact.
-# bottomlessfs -u waits for that and exits 1 saying what stays staged.
+# bottomlessfs -u waits for that and exits 1 saying what stays staged (also when -o fsname
+# hides BACKING_DIR from the mount table).
 # The next mount, with S3 back, uploads them and the restore equals the local database.
 # (README "Guarantees", unmount.)
 # timeout: 300
@@ -13,7 +14,9 @@ source "$BFS_ROOT/tests/integration/60-repl-lib.bash"
 repl_bucket
 B=$TEST_TMP/back M=$TEST_TMP/mnt
 mkdir -p "$B" "$M"
-mount_fs "$B" "$M" -o batch_interval=1,flush_timeout=3
+# -o fsname: the mount's source does not name BACKING_DIR, -u finds it in the status file
+# (before, it unmounted without waiting and exited 0: "no replicating daemon found")
+mount_fs "$B" "$M" -o batch_interval=1,flush_timeout=3,fsname=mydata
 LOG1=$BFS_FS_LOG
 
 touch "$TEST_TMP/t0" # staging files newer than this were written by the test
