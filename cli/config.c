@@ -165,7 +165,7 @@ int cli_config_parse(struct cli *cli, int argc, char **argv, int *cmd_index_out,
             break;
         case OPT_LOG_LEVEL:
             if (log_level_parse(optarg) < 0)
-                return cli_usage(cli, err, "--log-level '%s': use error, warn, info or debug",
+                return cli_usage(cli, err, "--log-level '%s': use error, warn, info, debug or trace",
                                  optarg);
             cli->log_level = log_level_parse(optarg);
             break;
@@ -303,8 +303,10 @@ int cli_connect(struct cli *cli, struct err *err)
                          s3_client_bucket(cli->client), s3_client_endpoint(cli->client));
         else if (rc == EINVAL && err != NULL && err->http_status == 400)
             cli_set_hint(cli,
-                         "%s rejected the bucket name '%s': S3 bucket names are 3-63 lowercase "
-                         "letters, digits, dots and hyphens (-b/--bucket, LIBSQL_BOTTOMLESS_BUCKET)",
+                         "%s rejected the request for bucket '%s': check the bucket name (S3 "
+                         "bucket names are 3-63 lowercase letters, digits, dots and hyphens; "
+                         "-b/--bucket), the region (--region) and that -e/--endpoint is the S3 "
+                         "API's URL",
                          s3_client_endpoint(cli->client), s3_client_bucket(cli->client));
         cli_hint_for_s3(cli, err);
         return rc;

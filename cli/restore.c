@@ -238,10 +238,11 @@ int cmd_verify(struct cli *cli, int argc, char **argv, struct err *err)
         printf("Verification: ok\n");
     } else if (strncmp(err->where, "s3/", 3) != 0) { /* a finding, not an S3 failure */
         printf("Verification failed: %s\n", err->msg);
-        cli_set_hint(cli,
-                     "the newest consistent state can still be restored with '%s -d %s "
-                     "restore' (without --strict)",
-                     CLI_NAME, cli->db_name);
+        if (rc != ENOENT) /* else there is nothing to restore either */
+            cli_set_hint(cli,
+                         "the newest consistent state can still be restored with '%s -d %s "
+                         "restore' (without --strict)",
+                         CLI_NAME, cli->db_name);
     }
     if (fileio_rm_rf(dir, &cleanup_err) != 0)
         fprintf(stderr, "%s: warning: could not remove %s: %s\n", CLI_NAME, dir, cleanup_err.msg);

@@ -146,9 +146,10 @@ void replica_bucket_error(int rc, const char *bucket, const char *endpoint, cons
         break;
     case EINVAL: /* a 400: the server answered, and refused the request as malformed */
         snprintf(out, cap,
-                 "S3 at %s rejected bucket '%s' (%s); fix: check the bucket name (S3 bucket "
-                 "names are 3-63 lowercase letters, digits, dots and hyphens): -o bucket=NAME / "
-                 "LIBSQL_BOTTOMLESS_BUCKET",
+                 "%s rejected the request for bucket '%s' (%s); fix: check the bucket name (S3 "
+                 "bucket names are 3-63 lowercase letters, digits, dots and hyphens: -o "
+                 "bucket=NAME / LIBSQL_BOTTOMLESS_BUCKET), the region, and that -o endpoint=URL "
+                 "is the S3 API's",
                  endpoint, bucket, detail);
         break;
     default:

@@ -62,9 +62,9 @@ expect_fail "mount, missing bucket" 'NoSuchBucket|does not exist|not found|no su
 expect_fail "cli, missing bucket" 'NoSuchBucket|does not exist|not found|no such bucket' \
     "$BFS_BIN/bottomless-cli" -e "$BFS_S3_ENDPOINT" -b bfs-no-such-bucket-h9 ls
 # a name the server refuses (400) is about the name, not about reaching the endpoint
-expect_fail "mount, invalid bucket name" 'rejected bucket .Bad_Bucket.*bucket name' \
+expect_fail "mount, invalid bucket name" 'rejected the request for bucket .Bad_Bucket.*bucket name' \
     "${FS[@]}" -o bucket=Bad_Bucket "$B" "$M"
-expect_fail "cli, invalid bucket name" 'rejected the bucket name .Bad_Bucket' \
+expect_fail "cli, invalid bucket name" 'rejected the request for bucket .Bad_Bucket.*bucket name' \
     "$BFS_BIN/bottomless-cli" -e "$BFS_S3_ENDPOINT" -b Bad_Bucket ls
 expect_fail "cli, short bucket name" 'at least 3 characters' \
     "$BFS_BIN/bottomless-cli" -e "$BFS_S3_ENDPOINT" -b ab ls
