@@ -213,3 +213,16 @@ int fileio_rm_rf(const char *path, struct err *err)
 {
     return rm_rf_at(AT_FDCWD, path, err);
 }
+
+void fileio_stdio_to_null(void)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+    if (null < 0)
+        return;
+    dup2(null, STDIN_FILENO);
+    dup2(null, STDOUT_FILENO);
+    dup2(null, STDERR_FILENO);
+    if (null > STDERR_FILENO)
+        close(null);
+}

@@ -28,5 +28,8 @@ int fileio_read_file(const char *path, size_t max, uint8_t **data_out, size_t *l
 int fileio_mkdir_p(const char *path, mode_t mode, struct err *err);
 /* Removes a directory tree (like rm -rf); missing is not an error. */
 int fileio_rm_rf(const char *path, struct err *err);
+/* Points stdin, stdout and stderr at /dev/null (a process that detaches from its caller must
+ * not keep the caller's terminal or pipe). Best effort. */
+void fileio_stdio_to_null(void);
 
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "fs/config.h"
 #include "fs/cpulatency.h"
@@ -64,14 +65,7 @@ static void daemon_ready(int status_fd, unsigned char status)
     if (status_fd < 0)
         return;
     if (status == 0) {
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-            dup2(null, STDIN_FILENO);
-            dup2(null, STDOUT_FILENO);
-            dup2(null, STDERR_FILENO);
-            if (null > STDERR_FILENO)
-                close(null);
-        }
+        fileio_stdio_to_null();
         if (chdir("/") != 0)
             LOG_WARN("main: chdir / failed");
         log_set_syslog(true);

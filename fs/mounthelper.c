@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/fileio.h"
 #include "common/log.h"
 
 #define MH_LINE_MAX 4096 /* < PIPE_BUF: one write(2) is atomic */
@@ -124,16 +125,8 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *bu
     if (rfd > 3)
         close_range(3, (unsigned)rfd - 1, 0);
     close_range((unsigned)rfd + 1, ~0u, 0);
-    if (quiet) {
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (null >= 0) {
-            dup2(null, STDIN_FILENO);
-            dup2(null, STDOUT_FILENO);
-            dup2(null, STDERR_FILENO);
-            if (null > STDERR_FILENO)
-                close(null);
-        }
-    }
+    if (quiet)
+        fileio_stdio_to_null();
     if (mlen + 1 >= sizeof(full) - MH_LINE_MAX)
         _exit(0);
     memcpy(full, mountpoint, mlen);

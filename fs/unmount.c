@@ -177,7 +177,9 @@ int fs_unmount_main(int argc, char **argv)
         return 1;
     }
     bool ours_by_source = strncmp(source, SOURCE_PREFIX, strlen(SOURCE_PREFIX)) == 0;
-    if (strcmp(type, "fuse.bottomlessfs") != 0 && !(strcmp(type, "fuse") == 0 && ours_by_source)) {
+    /* fuse.bottomlessfs, or fuse / fuse.NAME (-o subtype=NAME) with a source of ours */
+    bool fuse_type = strcmp(type, "fuse") == 0 || strncmp(type, "fuse.", 5) == 0;
+    if (strcmp(type, "fuse.bottomlessfs") != 0 && !(fuse_type && ours_by_source)) {
         fprintf(stderr, "bottomlessfs: %s is a %s mount of %s, not bottomlessfs: left alone\n",
                 mp, type, source);
         return 1;

@@ -1112,6 +1112,15 @@ static void unsynced_restart_locked(struct repl_db *db)
     }
 }
 
+/* wal_cached: the WAL now ending (restarted or truncated, so a checkpoint copied its commits)
+ * has commits we saw after the app's last fsync of it, or none we saw at all. With the WAL
+ * synced before that checkpoint, as SQLite does unless synchronous=OFF, neither happens: the
+ * sync hands us every commit first. mu held. */
+static bool unsynced_cycle_locked(const struct repl_db *db)
+{
+    return db->committed == db->cyc_base || db->synced_upto < db->committed;
+}
+
 static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err)
 {
     struct repl_db *db = arg;
@@ -1123,8 +1132,7 @@ static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err
     bool restarted = db->gen_open && !hdr_matches(&hi, &db->ch);
     bool missed = db->ckpt_known ? h->ckpt_seq != db->ckpt_seq + 1
                                  : db->wal_fresh && h->ckpt_seq != 0;
-    if (db->r->conf.wal_cached &&
-        (missed || (restarted && db->committed > db->cyc_base && db->synced_upto < db->committed)))
+    if (db->r->conf.wal_cached && (missed || (restarted && unsynced_cycle_locked(db))))
         unsynced_restart_locked(db);
     db->ckpt_known = true;
     db->ckpt_seq = h->ckpt_seq;
@@ -1142,6 +1150,10 @@ static int dec_on_truncate(void *arg, uint64_t size, struct err *err)
     (void)size;
     (void)err;
     pthread_mutex_lock(&db->mu);
+    /* wal_checkpoint(TRUNCATE) by a synchronous=OFF connection: the kernel drops the -wal's
+     * dirty pages with the truncation, so commits after the last fsync may never reach us */
+    if (db->r->conf.wal_cached && db->gen_open && unsynced_cycle_locked(db))
+        unsynced_restart_locked(db);
     gen_close_locked(db);
     pthread_mutex_unlock(&db->mu);
     return 0;
@@ -1812,6 +1824,7 @@ static int db_load(struct repl_db *db, bool fresh, struct err *err)
             db_set_error(db, &se);
             LOG_WARN("replicator: scanning %s failed db=%s err=%s", db->wal_path, db->name, se.msg);
         }
+        db->synced_upto = db->committed; /* read from the backing file: nothing in flight */
     }
     db_detect_journal(db);
     return 0;
