@@ -89,8 +89,9 @@ run_case one.db 0 0       # a single generation, unmounted at once
 run_case raw.db 2 0 none  # -o compression=none (was refused at mount: "use zstd, gzip or none")
 
 # bottomlessfs -u returns only after the final upload: a restore right after it is exact
-# (after fusermount3 -u alone the daemon may still be uploading)
-mount_fs "$B" "$M" -o batch_interval=30
+# (after fusermount3 -u alone the daemon may still be uploading); with -o subtype=NAME too
+# (the mount's type is then fuse.NAME: -u refused it as "not bottomlessfs")
+mount_fs "$B" "$M" -o batch_interval=30,subtype=mydb
 pid=$BFS_FS_PID
 "$PY" "$TEST_TMP/app.py" "$M/late.db" 1 0 >"$TEST_TMP/late.count" || fail "app failed (late.db)"
 "$BFS_BIN/bottomlessfs" -u "$M" >"$TEST_TMP/u.out" || fail "bottomlessfs -u failed"

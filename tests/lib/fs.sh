@@ -21,7 +21,7 @@ _BFS_FS_N=0
 fs_is_mounted() {
     local mnt
     mnt=$(realpath -m "$1")
-    awk -v m="$mnt" '$2 == m && $3 ~ /^fuse(\.bottomlessfs)?$/ { found = 1 } END { exit !found }' \
+    awk -v m="$mnt" '$2 == m && $3 ~ /^fuse(\.[^ ]+)?$/ { found = 1 } END { exit !found }' \
         /proc/mounts
 }
 
