@@ -11,6 +11,9 @@
 #   sha3 FILE                   sqlite3 .sha3sum of FILE (content hash, independent of the WAL)
 #   gens DB                     generation ids of DB in the bucket, newest first
 #   dep_of DB GEN               the generation named by DB-GEN/.dep (empty when none)
+#   descends_from DB GEN ANC    true when ANC is on GEN's .dep chain (at most 5 links up);
+#                               prints the chain walked ("GEN <- PARENT <- ...")
+#   roots DB                    how many of DB's generations have no .dep (1: a single history)
 #   repl_insert DB N            N autocommit INSERTs of a 300-byte blob into table t of DB
 #                               (WAL mode; the table is created if missing), Python's sqlite3
 
@@ -80,6 +83,23 @@ dep_of() {
     rm -f "$f"
     awss3 s3 cp "s3://$BUCKET/$1-$2/.dep" "$f" >/dev/null 2>&1 || return 0
     "$PY" -c 'import sys,uuid; print(uuid.UUID(bytes=open(sys.argv[1],"rb").read()))' "$f"
+}
+
+descends_from() {
+    local g=$2 chain=$2 _
+    for _ in 1 2 3 4 5; do
+        g=$(dep_of "$1" "$g")
+        chain+=" <- ${g:-none}"
+        [[ -z $g || $g == "$3" ]] && break
+    done
+    echo "$chain"
+    [[ $g == "$3" ]]
+}
+
+roots() {
+    local g n=0
+    for g in $(gens "$1"); do [[ -n $(dep_of "$1" "$g") ]] || n=$((n + 1)); done
+    echo "$n"
 }
 
 repl_insert() {

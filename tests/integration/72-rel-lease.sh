@@ -65,18 +65,12 @@ note "A's newest gen $gens_a_newest, B's newest gen $gen_b2"
 [[ $gen_b2 != "$gens_a_newest" ]] || fail "B did not start a generation of its own"
 # B's newest descends from A's newest through .dep (B starts a snapshot generation naming A's
 # at the takeover; the insert above may have begun before or after it)
-g=$gen_b2 chain=$gen_b2
-for _ in 1 2 3 4 5; do
-    g=$(dep_of app.db "$g")
-    chain+=" <- ${g:-none}"
-    [[ -z $g || $g == "$gens_a_newest" ]] && break
-done
-[[ $g == "$gens_a_newest" ]] || fail "B's generation does not descend from A's newest: $chain"
+chain=$(descends_from app.db "$gen_b2" "$gens_a_newest") ||
+    fail "B's generation does not descend from A's newest: $chain"
 # no fork: B's generations made while it was refused (each sqlite3 call above began one) never
 # reach the bucket; the only generation without a .dep is A's first
-roots=0
-for g in $(gens app.db); do [[ -n $(dep_of app.db "$g") ]] || roots=$((roots + 1)); done
-[[ $roots -eq 1 ]] || fail "$roots generations without a .dep in the bucket (a forked history): $(gens app.db | tr '\n' ' ')"
+n=$(roots app.db)
+((n == 1)) || fail "$n generations without a .dep in the bucket (a forked history): $(gens app.db | tr '\n' ' ')"
 cli -d app.db restore -o "$TEST_TMP/b.db" >/dev/null 2>&1 || fail "restore after takeover"
 [[ $(sha3 "$TEST_TMP/b.db") == $(sha3 "$MB/app.db") ]] || fail "restore differs from B's database"
 

@@ -156,14 +156,8 @@ grep -qE "previous generation: +${GEN_B[x.db]}\$" "$TEST_TMP/ls.new" ||
 grep -q "main database snapshot:" "$TEST_TMP/ls.new" ||
     { cat "$TEST_TMP/ls.new" >&2; fail "x.db's newest generation has no snapshot"; }
 # y.db: B's generation is on the .dep chain of the newest
-g=${GEN_NEW[y.db]} chain=${GEN_NEW[y.db]}
-for _ in 1 2 3 4; do
-    g=$(dep_of y.db "$g")
-    [[ -n $g ]] || break
-    chain+=" <- $g"
-    [[ $g == "${GEN_B[y.db]}" ]] && break
-done
-[[ $g == "${GEN_B[y.db]}" ]] || fail "B's generation of y.db is not on the newest's .dep chain: $chain"
+chain=$(descends_from y.db "${GEN_NEW[y.db]}" "${GEN_B[y.db]}") ||
+    fail "B's generation of y.db is not on the newest's .dep chain: $chain"
 note "y.db chain: $chain"
 
 unmount_fs "$MA"

@@ -90,16 +90,10 @@ wait_until 60 grep -q 'lease: acquired db=app.db' "$LOGA"
 repl_wait_synced 60 "$MA" app.db
 gen_a=$(gens app.db | head -n 1)
 [[ $gen_a != "$gen_b" ]] || fail "A did not begin a generation of its own after B's"
-g=$gen_a chain=$gen_a
-for _ in 1 2 3 4 5; do
-    g=$(dep_of app.db "$g")
-    chain+=" <- ${g:-none}"
-    [[ -z $g || $g == "$gen_b" ]] && break
-done
-[[ $g == "$gen_b" ]] || fail "A's newest generation does not descend from B's: $chain"
-roots=0
-for g in $(gens app.db); do [[ -n $(dep_of app.db "$g") ]] || roots=$((roots + 1)); done
-[[ $roots -eq 1 ]] || fail "$roots generations without a .dep (a forked history): $(gens app.db | tr '\n' ' ')"
+chain=$(descends_from app.db "$gen_a" "$gen_b") ||
+    fail "A's newest generation does not descend from B's: $chain"
+n=$(roots app.db)
+((n == 1)) || fail "$n generations without a .dep (a forked history): $(gens app.db | tr '\n' ' ')"
 cli -d app.db restore -o "$TEST_TMP/a2.db" >/dev/null 2>&1 || fail "restore after the handover"
 [[ $(sha3 "$TEST_TMP/a2.db") == $(sha3 "$MA/app.db") ]] || fail "restore differs from A's database"
 [[ $(sqlite3 "$TEST_TMP/a2.db" "pragma integrity_check") == ok ]] || fail "restore is corrupt"
