@@ -62,6 +62,7 @@ print(d[sys.argv[3]])' "$M/.bottomless/status" "$1" "$2"
 }
 check_restore() { # DB: the bucket's newest equals the local file
     local db=$1
+    rm -f "$TEST_TMP/r-$db"
     cli -d "$db" restore -o "$TEST_TMP/r-$db" >/dev/null 2>&1 || fail "$db: restore failed"
     [[ $(sqlite3 "$TEST_TMP/r-$db" "pragma integrity_check") == ok ]] || fail "$db: restore is corrupt"
     [[ $(sqlite3 "$TEST_TMP/r-$db" "select count(*) from t") == 3000 ]] ||
