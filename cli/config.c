@@ -165,8 +165,8 @@ int cli_config_parse(struct cli *cli, int argc, char **argv, int *cmd_index_out,
             break;
         case OPT_LOG_LEVEL:
             if (log_level_parse(optarg) < 0)
-                return cli_usage(cli, err, "--log-level '%s': use error, warn, info, debug or trace",
-                                 optarg);
+                return cli_usage(cli, err,
+                                 "--log-level '%s': use error, warn, info, debug or trace", optarg);
             cli->log_level = log_level_parse(optarg);
             break;
         case 'h':
