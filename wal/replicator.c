@@ -208,7 +208,6 @@ struct repl_db {
     bool lease_held;    /* ours in the bucket; renewed at lease_renew_at_ms */
     bool lease_blocked; /* another writer holds it: nothing of this db is uploaded */
     bool lease_idle;    /* given up after lease_ttl_ms without a commit (see lease_renew) */
-    bool lease_idle_has_gen;
     struct gen_id lease_idle_gen; /* the bucket's newest (ours) when it was given up */
     int64_t lease_taken_ms;
     int64_t lease_renew_at_ms;
@@ -1088,16 +1087,15 @@ static bool cycle_continue_locked(struct repl_db *db, const struct hdrinfo *h)
     "the bucket is not known to match until the app closes the database (a snapshot is taken "  \
     "then); fix: synchronous=NORMAL or FULL on every connection, or mount without writeback"
 
-/* In wal_cached mode, a WAL restart after commits that no fsync of the -wal followed, or a
- * WAL whose checkpoint sequence skipped. SQLite syncs the WAL before a checkpoint copies it
- * unless the checkpointing connection has synchronous=OFF (the sync of a new WAL's header,
- * at its start, does not count: the commits come after it); without that, nothing made the
- * kernel hand us
- * the old WAL's pages before SQLite wrote the new one over them, nor the checkpointed db
- * pages before the next snapshot would read the file: commits may be missing from the bucket
- * and no snapshot taken while the app writes is known to be whole. The database reports a lag
- * and a pending snapshot until one is taken with no WAL open (the app closed it: closing
- * flushes what the kernel held), or at unmount. mu held. */
+/* In wal_cached mode, a WAL that ended unsynced (unsynced_cycle_locked, at a restart or a
+ * truncation) or whose checkpoint sequence skipped. SQLite syncs the WAL before a checkpoint
+ * copies it unless the checkpointing connection has synchronous=OFF (the sync of a new WAL's
+ * header, at its start, does not count: the commits come after it); without that, nothing
+ * made the kernel hand us the old WAL's pages before SQLite wrote the new one over them, nor
+ * the checkpointed db pages before the next snapshot would read the file: commits may be
+ * missing from the bucket and no snapshot taken while the app writes is known to be whole.
+ * The database reports a lag and a pending snapshot until one is taken with no WAL open (the
+ * app closed it: closing flushes what the kernel held), or at unmount. mu held. */
 static void unsynced_restart_locked(struct repl_db *db)
 {
     db->unsynced = true;
@@ -2692,19 +2690,19 @@ out:
     return rc;
 }
 
-/* mu held. Nothing of the database waits to go up and it has had no commit (nor upload, nor
- * lease taken) for a whole ttl. Only a database with a generation in the bucket: that is what
- * the reclaim expects to find there again. */
-static bool lease_idle_locked(const struct repl_db *db, int64_t now)
+static bool db_drained(struct repl_db *db, uint64_t target);
+
+/* mu held. Nothing of the database waits to go up (what a flush waits for) and it has had no
+ * commit (nor upload, nor lease taken) for a whole ttl. Only a database with a generation in
+ * the bucket: that is what the reclaim expects to find there again. */
+static bool lease_idle_locked(struct repl_db *db, int64_t now)
 {
     int64_t last = db->last_commit_ms;
     if (db->last_upload_ms > last)
         last = db->last_upload_ms;
     if (db->lease_taken_ms > last)
         last = db->lease_taken_ms;
-    return db->has_gen && !db->q_head && !db->snap_running && !db->snap_upload &&
-           !db->wchanged && !db->chain_broken && !db->need_base &&
-           !(db->gen_open && db->committed > db->staged) &&
+    return db->has_gen && !db->need_base && db_drained(db, db->lsn_committed) &&
            now - last >= (int64_t)db->r->conf.lease_ttl_ms;
 }
 
@@ -2719,7 +2717,7 @@ static bool lease_reclaim_locked(struct repl_db *db)
         struct item *v = item_new(ITEM_VERIFY, NULL);
         if (!v)
             return false;
-        v->has_expect = db->lease_idle_has_gen;
+        v->has_expect = true; /* lease_idle_locked: only with a generation */
         v->expect = db->lease_idle_gen;
         q_push_front(db, v);
     }
@@ -2737,7 +2735,6 @@ static int lease_renew(struct repl_db *db, struct err *err)
     if (idle) {
         db->lease_held = false;
         db->lease_idle = true;
-        db->lease_idle_has_gen = db->has_gen;
         db->lease_idle_gen = db->gen;
     }
     pthread_mutex_unlock(&db->mu);
