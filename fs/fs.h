@@ -89,6 +89,9 @@ void fs_file_free(struct fs *fs, struct fs_file *f);
 /* hooks.inval_path implementation; arg is struct fs. */
 int fs_inval_path(void *arg, const char *path);
 
+/* hooks.replace_file implementation (ops_file.c); arg is struct fs. */
+int fs_replace_file(void *arg, const char *path, const char *stash);
+
 /* Helpers shared by the ops_*.c files. */
 static inline struct fs *fs_of(fuse_req_t req)
 {

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/log.h"
 
 #define INODE_TABLE_MIN_BUCKETS 1024u
@@ -295,6 +296,32 @@ void inode_promote(struct inode_table *t, struct fs_inode *in, int fd, const str
         t->n_inodes++;
     }
     __atomic_store_n(&in->kind, FS_INODE_REAL, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void inode_rekey(struct inode_table *t, struct fs_inode *in, int fd, const struct stat *st)
+{
+    pthread_mutex_lock(&t->mu);
+    if (in->kind != FS_INODE_REAL || inode_is_special(t, in) ||
+        inode_find_locked(t, st->st_dev, st->st_ino) != NULL) {
+        pthread_mutex_unlock(&t->mu);
+        close(fd);
+        return;
+    }
+    struct fs_inode **pp = &t->buckets[inode_hash(in->dev, in->ino) & (t->n_buckets - 1)];
+    while (*pp != NULL && *pp != in)
+        pp = &(*pp)->next;
+    if (*pp == in)
+        *pp = in->next;
+    /* dup2, not a new fd number: other threads may be using in->fd right now */
+    if (dup2(fd, in->fd) < 0)
+        LOG_WARN("fs: dup2 of a replaced inode's fd failed errno=%s", errno_name(errno));
+    close(fd);
+    in->dev = st->st_dev;
+    in->ino = st->st_ino;
+    size_t h = inode_hash(in->dev, in->ino) & (t->n_buckets - 1);
+    in->next = t->buckets[h];
+    t->buckets[h] = in;
     pthread_mutex_unlock(&t->mu);
 }
 

@@ -65,6 +65,10 @@ struct fs_inode *inode_ref_virtual(struct inode_table *t, const char *vpath);
 /* Turns a virtual inode into a real one after its file was restored: takes ownership of fd
  * (O_PATH) and enters the inode under (st_dev, st_ino). The node id does not change. */
 void inode_promote(struct inode_table *t, struct fs_inode *in, int fd, const struct stat *st);
+/* The backing file of the real inode in was replaced by another at the same path (see
+ * fs_replace_file): in now stands for (st_dev, st_ino) of st, and its fd for fd's file (fd is
+ * consumed; in->fd keeps its number). The node id does not change. */
+void inode_rekey(struct inode_table *t, struct fs_inode *in, int fd, const struct stat *st);
 /* Raises the lookup count of an existing inode (for special inodes: a no-op). */
 void inode_ref(struct inode_table *t, struct fs_inode *in);
 /* Lowers the lookup count by n; frees the inode (closing its fd) at zero. */

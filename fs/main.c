@@ -186,6 +186,8 @@ int main(int argc, char **argv)
             .staging_dir = staging,
             .inval_path = fs_inval_path,
             .inval_arg = fs,
+            .replace_file = fs_replace_file,
+            .replace_arg = fs,
         };
         rc = hooks.mount_start(hooks.arg, &env, &err);
         if (rc != 0)

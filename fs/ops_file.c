@@ -685,3 +685,86 @@ void fs_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct f
     else
         fuse_reply_lseek(req, r);
 }
+
+/* hooks' replace_file (fs/hooks.h). The order keeps every state a crash can leave usable:
+ * the new file and a descriptor of it for each open handle exist before anything is renamed,
+ * so past the first rename nothing can fail but a rename back; between the two renames path
+ * is simply absent (a SQLite -wal replaced here holds nothing the database lacks). */
+int fs_replace_file(void *arg, const char *path, const char *stash)
+{
+    struct fs *fs = arg;
+    char tmp[FS_PATH_MAX];
+    struct stat st, nst;
+    int rc = 0, nfd = -1, pfd = -1, *fds = NULL;
+    size_t n = 0, k = 0;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.new.tmp", stash) >= (int)sizeof(tmp))
+        return ENAMETOOLONG;
+    if (fstatat(fs->backing_fd, path, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno;
+    if (!S_ISREG(st.st_mode))
+        return EINVAL;
+    struct fs_inode *in = inode_find(fs->inodes, st.st_dev, st.st_ino);
+    nfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);
+    if (nfd < 0)
+        return errno;
+    if (fchown(nfd, st.st_uid, st.st_gid) != 0 || fchmod(nfd, st.st_mode & 07777) != 0 ||
+        ftruncate(nfd, st.st_size) != 0 ||
+        fstat(nfd, &nst) != 0) {
+        rc = errno;
+        goto fail;
+    }
+    pthread_mutex_lock(&fs->files_mu);
+    for (struct fs_file *f = fs->files; f != NULL; f = f->next)
+        n += in != NULL && f->inode == in && f->fd >= 0;
+    fds = calloc(n ? n : 1, sizeof(*fds));
+    for (struct fs_file *f = fs->files; fds != NULL && f != NULL && k < n; f = f->next) {
+        if (in == NULL || f->inode != in || f->fd < 0)
+            continue;
+        int fl = fcntl(f->fd, F_GETFL);
+        int o = fl < 0 ? O_RDWR : fl & (O_ACCMODE | O_APPEND | O_NOATIME | O_DSYNC | O_SYNC);
+        fds[k] = open(tmp, o | O_CLOEXEC);
+        if (fds[k] < 0) {
+            rc = errno;
+            break;
+        }
+        k++;
+    }
+    if (fds == NULL)
+        rc = ENOMEM;
+    if (rc == 0 && in != NULL && (pfd = open(tmp, O_PATH | O_CLOEXEC)) < 0)
+        rc = errno;
+    if (rc == 0 && renameat(fs->backing_fd, path, AT_FDCWD, stash) != 0)
+        rc = errno;
+    if (rc == 0 && renameat(AT_FDCWD, tmp, fs->backing_fd, path) != 0) {
+        rc = errno;
+        if (renameat(AT_FDCWD, stash, fs->backing_fd, path) != 0)
+            LOG_ERR("fs: replacing %s failed and it is now at %s (errno=%s): move it back",
+                    path, stash, errno_name(errno));
+    }
+    if (rc == 0) {
+        /* dup2 keeps each handle's fd number: a worker may be using it at this moment */
+        k = 0;
+        for (struct fs_file *f = fs->files; f != NULL && k < n; f = f->next) {
+            if (f->inode == in && f->fd >= 0 && dup2(fds[k++], f->fd) < 0)
+                LOG_ERR("fs: switching a handle of %s to its new file failed errno=%s", path,
+                        errno_name(errno));
+        }
+    }
+    pthread_mutex_unlock(&fs->files_mu);
+    for (size_t i = 0; i < k && fds != NULL; i++)
+        close(fds[i]);
+    free(fds);
+    if (rc != 0)
+        goto fail;
+    close(nfd);
+    if (in != NULL)
+        inode_rekey(fs->inodes, in, pfd, &nst);
+    return 0;
+fail:
+    if (pfd >= 0)
+        close(pfd);
+    close(nfd);
+    unlink(tmp);
+    return rc;
+}

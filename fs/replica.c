@@ -988,6 +988,18 @@ static void walk_dir(struct replica *r, int dfd, const char *rel, int depth, siz
 
 static void replica_free(struct replica *r);
 
+/* repl_conf.replace_wal: the replicator names backing files by absolute path, the daemon by
+ * path relative to the mount. */
+static int replace_wal(void *arg, const char *wal_path, const char *stash)
+{
+    struct replica *r = arg;
+    size_t n = strlen(r->env.backing_dir);
+    if (r->env.replace_file == NULL || strncmp(wal_path, r->env.backing_dir, n) != 0 ||
+        wal_path[n] != '/')
+        return EINVAL;
+    return r->env.replace_file(r->env.replace_arg, wal_path + n + 1, stash);
+}
+
 static int mount_start(struct replica *r, const struct fs_hook_env *env, struct err *err)
 {
     const struct fs_config *cfg = r->cfg;
@@ -1016,6 +1028,8 @@ static int mount_start(struct replica *r, const struct fs_hook_env *env, struct 
     rc_conf.continue_generations = !cfg->gen_per_checkpoint;
     rc_conf.lease_ttl_ms = cfg->lease_ttl_ms;
     rc_conf.wal_cached = cfg->writeback;
+    rc_conf.replace_wal = replace_wal;
+    rc_conf.replace_arg = r;
     r->repl = repl_new(&rc_conf, r->s3, err);
     if (r->repl == NULL)
         return err != NULL && err->code ? err->code : ENOMEM;

@@ -572,10 +572,14 @@ static int feed_decompressor(void *coder, const void *p, size_t len, struct err 
     return decompressor_write(coder, p, len, err);
 }
 
-/* Compresses the n inputs, the descriptor fds[i] or else the file paths[i], as one stream. */
-static int compress_inputs_to_tmpfile(enum compression c, int level, const int *fds,
-                                      const char *const *paths, size_t n, const char *tmp_dir,
-                                      int *out_fd, uint64_t *len_out, struct err *err)
+int compressor_write_fd(struct compressor *z, int fd, struct err *err)
+{
+    return feed_fd(fd, feed_compressor, z, "compress", err);
+}
+
+int compress_source_to_tmpfile(enum compression c, int level, compress_source_fn *src,
+                               void *arg, const char *tmp_dir, int *out_fd, uint64_t *len_out,
+                               struct err *err)
 {
     struct fd_sink s = {.fd = -1, .off = 0};
     struct compressor *z = NULL;
@@ -588,16 +592,8 @@ static int compress_inputs_to_tmpfile(enum compression c, int level, const int *
     z = compressor_new(c, level, sink_fd, &s, err);
     if (z == NULL)
         rc = err && err->code ? err->code : ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        int fd = fds ? fds[i] : open(paths[i], O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            rc = ERR(err, errno, "compress: open %s: %s", paths[i], errno_name(errno));
-            break;
-        }
-        rc = feed_fd(fd, feed_compressor, z, "compress", err);
-        if (!fds)
-            close(fd);
-    }
+    if (rc == 0)
+        rc = src(arg, z, err);
     if (rc == 0)
         rc = compressor_finish(z, err);
     compressor_free(z);
@@ -608,6 +604,38 @@ static int compress_inputs_to_tmpfile(enum compression c, int level, const int *
     *out_fd = s.fd;
     *len_out = s.off;
     return 0;
+}
+
+/* The inputs of compress_fd_to_tmpfile / compress_files_to_tmpfile: the descriptors fds[i],
+ * or else the files paths[i]. */
+struct inputs {
+    const int *fds;
+    const char *const *paths;
+    size_t n;
+};
+
+static int inputs_source(void *arg, struct compressor *z, struct err *err)
+{
+    const struct inputs *in = arg;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < in->n; i++) {
+        int fd = in->fds ? in->fds[i] : open(in->paths[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return ERR(err, errno, "compress: open %s: %s", in->paths[i], errno_name(errno));
+        rc = compressor_write_fd(z, fd, err);
+        if (!in->fds)
+            close(fd);
+    }
+    return rc;
+}
+
+static int compress_inputs_to_tmpfile(enum compression c, int level, const int *fds,
+                                      const char *const *paths, size_t n, const char *tmp_dir,
+                                      int *out_fd, uint64_t *len_out, struct err *err)
+{
+    struct inputs in = {fds, paths, n};
+    return compress_source_to_tmpfile(c, level, inputs_source, &in, tmp_dir, out_fd, len_out,
+                                      err);
 }
 
 int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char *tmp_dir,

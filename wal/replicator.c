@@ -9,6 +9,9 @@
  *   <gen>/<first>-<last>-<ts>.seg   a staged batch: raw WAL frames first..last, whole
  *                         transactions; compressed at upload into <first>-<last>-<ts>.<ext>
  *   <gen>/<first>.pre.tmp the next batch, copied ahead of its cut (renamed to .seg by it)
+ *   <gen>/<first>-<last>-<ts>.<skip>.<ps>.<ck>.<salts>.<l|b>.wseg   a staged batch that is a
+ *                         whole former -wal: its frames skip+1.. are frames first..last, to be
+ *                         rechained at upload (see "stolen WALs")
  *   <gen>/<first>-<last>-<ts>.merge   empty: the queued segments from <first> to <last> go up
  *                         as one object named by it (see "merged uploads" at the uploader)
  *   <gen>/snap.cow        copy-on-write side file of a running snapshot
@@ -81,6 +84,11 @@ struct item {
     int64_t commit_ms; /* oldest commit in the batch */
     bool has_expect;   /* ITEM_VERIFY: the generation we expect to be the bucket's newest */
     struct gen_id expect;
+    /* ITEM_SEG in a stolen WAL (.wseg, see "stolen WALs"): frame first is the file's frame
+     * wal_skip + 1; shipped rechained from ck_in with salts, in the byte order big_endian. */
+    bool wal_src, big_endian;
+    uint32_t wal_skip, page_size;
+    uint32_t ck_in[2], salt[2];
 };
 
 /* What stat says of a file, to tell whether it changed between two looks. */
@@ -156,6 +164,7 @@ struct repl_db {
      * 3.40's savepoint bug, decoder.h), so shipped batches always verify on restore. */
     bool staged_ck_ok, rechain;
     bool chain_broken; /* unstaged frames were lost: lag until the next snapshot */
+    bool cyc_rechained; /* the current WAL had a rechained commit (its stored chain is broken) */
     /* The next segment, copied ahead (see pre_extend), guarded by stage_mu: frames
      * pre_from..pre_to of pre_gen (WAL numbering base pre_cyc) in <pre_gen>/<pre_from>.pre.tmp,
      * pre_ck the shipped chain after pre_to. pre_upto mirrors pre_to for the hot path's hint
@@ -191,7 +200,7 @@ struct repl_db {
     bool journal_known;
     bool journal_warned;
     int64_t last_commit_ms, last_upload_ms;
-    uint64_t n_generations, n_snapshots, n_batches;
+    uint64_t n_generations, n_snapshots, n_batches, n_wals_taken;
     /* snapshot bookkeeping (mu): snapshot thread works on it */
     bool snap_running;      /* snap (below) is being read */
     bool snap_upload;       /* finished <gen>/db.<ext> files wait for upload (any gen) */
@@ -269,6 +278,21 @@ static void seg_name(uint32_t first, uint32_t last, uint64_t ts, char *out, size
     snprintf(out, cap, "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".seg", first, last, ts);
 }
 
+/* The staged file of segment x: "<first>-<last>-<ts>.seg", or for a stolen WAL
+ * "<first>-<last>-<ts>.<skip>.<page size>.<chain in>.<salts>.<l|b>.wseg". */
+static void seg_item_name(const struct item *x, char *out, size_t cap)
+{
+    if (!x->wal_src) {
+        seg_name(x->first, x->last, x->ts, out, cap);
+        return;
+    }
+    snprintf(out, cap,
+             "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".%" PRIu32 ".%" PRIu32
+             ".%08" PRIx32 "%08" PRIx32 ".%08" PRIx32 "%08" PRIx32 ".%c.wseg",
+             x->first, x->last, x->ts, x->wal_skip, x->page_size, x->ck_in[0], x->ck_in[1],
+             x->salt[0], x->salt[1], x->big_endian ? 'b' : 'l');
+}
+
 static void merge_name(uint32_t first, uint32_t last, uint64_t ts, char *out, size_t cap)
 {
     snprintf(out, cap, "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".merge", first, last, ts);
@@ -287,8 +311,8 @@ static void db_hurry_locked(struct repl_db *db, uint64_t lsn)
  * merged upload, its marker after it (see "merged uploads"). */
 static void seg_files_unlink(const char *gdir, const struct item *x)
 {
-    char p[REPL_PATH_MAX], nm[80];
-    seg_name(x->first, x->last, x->ts, nm, sizeof(nm));
+    char p[REPL_PATH_MAX], nm[160];
+    seg_item_name(x, nm, sizeof(nm));
     if (path_join(p, sizeof(p), gdir, nm) == 0)
         unlink(p);
     if (x->merge_last) {
@@ -848,7 +872,9 @@ static bool pre_copy(struct repl_db *db)
     struct pre_ctx c;
     struct err e = {0};
     pthread_mutex_lock(&db->mu);
-    bool go = db->gen_open && db->committed > db->staged && db->wal_fd >= 0;
+    /* (taking the -wal at its restart needs no copy: see "stolen WALs") */
+    bool go = db->gen_open && db->committed > db->staged && db->wal_fd >= 0 &&
+              !db->r->conf.replace_wal;
     uint32_t upto = db->committed;
     pre_ctx_locked(db, &c);
     pthread_mutex_unlock(&db->mu);
@@ -869,6 +895,37 @@ static bool pre_copy(struct repl_db *db)
         copied = db->pre_total > before;
     }
     return copied;
+}
+
+/* Queues the segment it, just staged (its file durable, named), whose frames chain to ck after
+ * its last; used_cut: it ended at the first cut. Returns whether it caught up with the commits. */
+static bool seg_queue(struct repl_db *db, struct item *it, const uint32_t ck[2], bool used_cut)
+{
+    pthread_mutex_lock(&db->mu);
+    bool caught_up = false;
+    if (gen_id_eq(&it->gen, &db->gen)) {
+        caught_up = db->committed <= it->last;
+        db->staged = it->last;
+        db->staged_ck[0] = ck[0];
+        db->staged_ck[1] = ck[1];
+        db->staged_ck_ok = true;
+        if (used_cut && db->n_cuts > 0) {
+            memmove(db->cuts, db->cuts + 1, (db->n_cuts - 1) * sizeof(*db->cuts));
+            db->n_cuts--;
+        }
+        /* Commits that arrived while this batch was staged start the next interval now
+         * (keeping the old start would stage them at once: a PUT per staging, not per
+         * interval). */
+        db->pending_since_ms = db->committed <= db->staged ? 0 : now_ms();
+    }
+    db->lsn_staged += it->last - it->first + 1;
+    it->lsn_end = db->lsn_staged;
+    db->staged_bytes += it->bytes;
+    db->st.wal_bytes_since_snap += it->bytes;
+    q_push(db, it);
+    pthread_mutex_unlock(&db->mu);
+    wake_uploaders(db->r);
+    return caught_up;
 }
 
 /* Copies the next batch (up to the first cut, else everything committed) into a segment.
@@ -945,30 +1002,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     it->ts = ts;
     it->bytes = len;
     it->commit_ms = commit_ms;
-    pthread_mutex_lock(&db->mu);
-    bool caught_up = false;
-    if (gen_id_eq(&g, &db->gen)) {
-        caught_up = db->committed <= to;
-        db->staged = to;
-        db->staged_ck[0] = ck[0];
-        db->staged_ck[1] = ck[1];
-        db->staged_ck_ok = true;
-        if (used_cut && db->n_cuts > 0) {
-            memmove(db->cuts, db->cuts + 1, (db->n_cuts - 1) * sizeof(*db->cuts));
-            db->n_cuts--;
-        }
-        /* Commits that arrived while this batch was staged start the next interval now
-         * (keeping the old start would stage them at once: a PUT per staging, not per
-         * interval). */
-        db->pending_since_ms = db->committed <= db->staged ? 0 : now_ms();
-    }
-    db->lsn_staged += to - from + 1;
-    it->lsn_end = db->lsn_staged;
-    db->staged_bytes += len;
-    db->st.wal_bytes_since_snap += len;
-    q_push(db, it);
-    pthread_mutex_unlock(&db->mu);
-    wake_uploaders(db->r);
+    bool caught_up = seg_queue(db, it, ck, used_cut);
     if (caught_up && !sync_gate) /* the stager's cut: the next copy may be far off */
         copy_buf_release(db);
     return 1;
@@ -1134,6 +1168,7 @@ static int dec_on_restart(void *arg, const struct wal_header *h, struct err *err
         unsynced_restart_locked(db);
     db->ckpt_known = true;
     db->ckpt_seq = h->ckpt_seq;
+    db->cyc_rechained = false;
     if (restarted && !cycle_continue_locked(db, &hi)) {
         /* The old WAL is gone: its generation is complete (the gate staged it). */
         gen_close_locked(db);
@@ -1195,6 +1230,8 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
     db->last_commit_ms = t;
     /* the generation's frame numbers (cyc_base: earlier WALs of the generation) */
     uint32_t first = c->first + db->cyc_base, last = c->last + db->cyc_base;
+    if (c->rechained)
+        db->cyc_rechained = true;
     if (c->rechained && !db->rechain) {
         db->rechain = true;
         LOG_WARN("replicator: SQLite left a commit with a broken checksum chain (savepoint "
@@ -1467,6 +1504,35 @@ static struct item *range_item_new(const char *nm, const char *ext, const struct
     return it;
 }
 
+/* range_item_new for a stolen WAL's name (seg_item_name); NULL if nm is not one. */
+static struct item *wseg_item_new(const char *nm, const struct gen_id *gen)
+{
+    unsigned f = 0, la = 0, skip = 0, ps = 0, c0, c1, s0, s1;
+    unsigned long long t = 0;
+    char order = 0;
+    int end = 0;
+    if (sscanf(nm, "%u-%u-%llu.%u.%u.%8x%8x.%8x%8x.%c%n", &f, &la, &t, &skip, &ps, &c0, &c1, &s0,
+               &s1, &order, &end) != 10 ||
+        strcmp(nm + end, ".wseg") != 0 || f == 0 || la < f || !wal_page_size_valid(ps) ||
+        (order != 'l' && order != 'b'))
+        return NULL;
+    struct item *it = item_new(ITEM_SEG, gen);
+    if (it) {
+        it->first = f;
+        it->last = la;
+        it->ts = t;
+        it->wal_src = true;
+        it->wal_skip = skip;
+        it->page_size = ps;
+        it->ck_in[0] = c0;
+        it->ck_in[1] = c1;
+        it->salt[0] = s0;
+        it->salt[1] = s1;
+        it->big_endian = order == 'b';
+    }
+    return it;
+}
+
 /* Applies the merge markers of one generation directory to its staged segments (sorted by
  * first frame; see "merged uploads"): a marker whose segments are all there makes its first
  * segment the head of the same merged upload again; one whose segments are not all there was
@@ -1589,13 +1655,19 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
                 m->merge_ts = m->ts;
                 m->next = marks;
                 marks = m;
-            } else if (l > 4 && strcmp(nm + l - 4, ".seg") == 0) {
-                struct item *it = range_item_new(nm, ".seg", &gens[i]);
+            } else if ((l > 4 && strcmp(nm + l - 4, ".seg") == 0) ||
+                       (l > 5 && strcmp(nm + l - 5, ".wseg") == 0)) {
+                bool wseg = nm[l - 5] == '.';
+                struct item *it = wseg ? wseg_item_new(nm, &gens[i])
+                                       : range_item_new(nm, ".seg", &gens[i]);
                 if (!it)
                     continue;
                 char p[REPL_PATH_MAX];
                 struct stat sb;
-                if (path_join(p, sizeof(p), gdir, nm) == 0 && stat(p, &sb) == 0)
+                if (wseg)
+                    it->bytes =
+                        (uint64_t)(it->last - it->first + 1) * wal_frame_size(it->page_size);
+                else if (path_join(p, sizeof(p), gdir, nm) == 0 && stat(p, &sb) == 0)
                     it->bytes = (uint64_t)sb.st_size;
                 if (n_segs == cap_segs) {
                     cap_segs = cap_segs ? cap_segs * 2 : 16;
@@ -1881,6 +1953,131 @@ void repl_db_close(struct repl_db *db)
 
 /* ---- hot path ---------------------------------------------------------------------------- */
 
+/* ---- stolen WALs ----------------------------------------------------------------------------
+ * When SQLite restarts its WAL, the frames the bucket does not have yet must leave the -wal
+ * before SQLite overwrites them. Copying them (read, rechain, write, fdatasync: every frame
+ * written twice, most of the CPU and disk the replicator used under heavy writes) is replaced
+ * by taking the old -wal file itself: conf.replace_wal renames it into the generation
+ * directory as a .wseg segment and puts an empty file of the same size in its place, which
+ * the app's open handles then use. The old file needs no copy and, since SQLite synced it
+ * before its checkpoint, usually no flush either. Its name says which of its frames form the
+ * segment and how to rechain them onto the generation (chain before the first frame, salts,
+ * byte order): the uploader rechains them as it reads them. The chain after the last frame,
+ * which the next segment starts from, follows without reading a frame: the checksum is linear
+ * in its start (wal_chain_shift), and the WAL's own chain is stored in its frame headers.
+ * Taken only when the unstaged frames fill at least half the file's blocks (a WAL grown large
+ * by one transaction keeps them all, copying a few frames is cheaper; the daemon grows a -wal
+ * ahead of SQLite sparsely) and nothing stands in the
+ * way: frames copied ahead, a batch cut inside the range, or a commit of SQLite's savepoint
+ * bug in this WAL (its stored chain is not a chain). Otherwise the frames are copied. */
+#define REPL_STEAL_MIN_PCT 50u
+
+/* Reads the stored checksum of WAL frame n (1-based) of fd into out. */
+static int stored_chain_at(int fd, uint32_t ps, uint32_t n, uint32_t out[2])
+{
+    uint8_t b[8];
+    size_t got = 0;
+    int rc = fileio_pread_full(fd, b, sizeof(b), wal_frame_offset(ps, n) + 16, &got);
+    if (rc == 0 && got < sizeof(b))
+        rc = EIO;
+    out[0] = be32_load(b);
+    out[1] = be32_load(b + 4);
+    return rc;
+}
+
+/* Stages everything committed by taking the -wal (see above). 0 when done, else a positive
+ * errno (EAGAIN: not applicable) with nothing changed: the caller copies instead. */
+static int wal_steal(struct repl_db *db)
+{
+    struct replicator *r = db->r;
+    char path[REPL_PATH_MAX], gdir[REPL_PATH_MAX], name[160];
+    int rc;
+
+    if (!r->conf.replace_wal)
+        return EAGAIN;
+    pthread_mutex_lock(&db->stage_mu);
+    pthread_mutex_lock(&db->mu);
+    uint32_t from = db->staged + 1, to = db->committed, base = db->cyc_base;
+    bool cut_inside = false;
+    for (size_t i = 0; i < db->n_cuts; i++)
+        cut_inside |= db->cuts[i] >= from && db->cuts[i] < to;
+    bool go = db->gen_open && to >= from && db->wal_fd >= 0 && db->pre_fd < 0 &&
+              !db->cyc_rechained && (db->staged_ck_ok || !db->rechain) && from > base &&
+              !cut_inside;
+    struct gen_id g = db->gen;
+    struct hdrinfo gh = db->gh, ch = db->ch;
+    uint32_t s_in[2] = {db->staged_ck[0], db->staged_ck[1]};
+    bool ck_ok = db->staged_ck_ok;
+    int fd = db->wal_fd;
+    int64_t commit_ms = db->pending_since_ms;
+    pthread_mutex_unlock(&db->mu);
+    rc = go ? 0 : EAGAIN;
+
+    uint32_t ps = ch.page_size, n = to - from + 1;
+    uint64_t len = (uint64_t)n * wal_frame_size(ps);
+    struct stat sb;
+    if (rc == 0 && (ps != gh.page_size || fstat(fd, &sb) != 0 ||
+                    len * 100 < (uint64_t)sb.st_blocks * 512 * REPL_STEAL_MIN_PCT))
+        rc = EAGAIN;
+    uint32_t w_in[2] = {ch.seed1, ch.seed2}, w_out[2], s_out[2];
+    if (rc == 0 && from - 1 > base)
+        rc = stored_chain_at(fd, ps, from - 1 - base, w_in);
+    if (rc == 0)
+        rc = stored_chain_at(fd, ps, to - base, w_out);
+    struct item *it = rc == 0 ? item_new(ITEM_SEG, &g) : NULL;
+    if (rc == 0 && !it)
+        rc = ENOMEM;
+    if (rc == 0) {
+        if (!ck_ok) { /* first WAL of the generation, not rechained: shipped = stored */
+            s_in[0] = w_in[0];
+            s_in[1] = w_in[1];
+        }
+        wal_chain_shift(ps, n, w_in, w_out, s_in, s_out);
+        it->first = from;
+        it->last = to;
+        it->ts = (uint64_t)time(NULL);
+        it->bytes = len;
+        it->commit_ms = commit_ms;
+        it->wal_src = true;
+        it->wal_skip = from - 1 - base;
+        it->page_size = ps;
+        it->ck_in[0] = s_in[0];
+        it->ck_in[1] = s_in[1];
+        it->salt[0] = gh.salt1;
+        it->salt[1] = gh.salt2;
+        it->big_endian = gh.big_endian;
+        seg_item_name(it, name, sizeof(name));
+        if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
+            gen_path(db, &g, NULL, gdir, sizeof(gdir)) != 0)
+            rc = ENAMETOOLONG;
+    }
+    if (rc == 0)
+        rc = fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL);
+    if (rc == 0 && from == 1)
+        sync_gen_smalls(db, &g);
+    /* (a no-op in the usual case: SQLite synced the -wal before its checkpoint) */
+    if (rc == 0 && fdatasync(fd) != 0)
+        rc = errno;
+    if (rc == 0 && (rc = r->conf.replace_wal(r->conf.replace_arg, db->wal_path, path)) != 0)
+        LOG_DEBUG("replicator: cannot take the -wal db=%s err=%s (copying its frames)", db->name,
+                  errno_name(rc));
+    if (rc != 0) {
+        free(it);
+        pthread_mutex_unlock(&db->stage_mu);
+        return rc;
+    }
+    int nfd = wal_open_fd(db->wal_path);
+    pthread_mutex_lock(&db->mu);
+    db->wal_fd = nfd; /* -1: the next write opens it again (wal_refresh_fd) */
+    db->n_wals_taken++;
+    pthread_mutex_unlock(&db->mu);
+    close(fd);
+    fileio_fsync_dir(gdir, NULL);
+    seg_queue(db, it, s_out, false);
+    pthread_mutex_unlock(&db->stage_mu);
+    return 0;
+}
+
 /* Would a change of the -wal from byte off on destroy committed frames not yet staged? */
 static bool gate_needed(struct repl_db *db, uint64_t off)
 {
@@ -1899,7 +2096,7 @@ static bool gate_needed(struct repl_db *db, uint64_t off)
  * gen_close_locked): an inconsistency that retrying cannot fix must not stop the app. */
 static int gate(struct repl_db *db, uint64_t off)
 {
-    if (!gate_needed(db, off))
+    if (!gate_needed(db, off) || wal_steal(db) == 0)
         return 0;
     int rc = stage_all(db, true);
     if ((rc == ENOSPC || rc == EDQUOT) && gate_needed(db, off)) {
@@ -2474,11 +2671,65 @@ static int merge_mark(struct repl_db *db, const struct item *h, uint32_t last, u
     return fileio_fsync_parent(path, err);
 }
 
+/* The input of a batch: the staged segments run[0..n) (files paths[]) in order. */
+struct run_src {
+    const struct item *run;
+    const char *const *paths;
+    size_t n;
+};
+
+/* Feeds the frames of stolen WAL x (open as fd) into z, rechained (see "stolen WALs"). */
+static int wseg_feed(const struct item *x, int fd, const char *path, struct compressor *z,
+                     struct err *err)
+{
+    uint64_t fsize = wal_frame_size(x->page_size);
+    uint32_t per = (uint32_t)(REPL_COPY_CHUNK / fsize), total = x->last - x->first + 1;
+    if (per == 0)
+        per = 1;
+    uint8_t *buf = malloc((size_t)(per * fsize));
+    if (!buf)
+        return ERR(err, ENOMEM, "replicator: out of memory");
+    uint32_t ck[2] = {x->ck_in[0], x->ck_in[1]};
+    int rc = 0;
+    for (uint32_t done = 0; rc == 0 && done < total;) {
+        uint32_t k = total - done < per ? total - done : per;
+        size_t want = (size_t)(k * fsize), got = 0;
+        rc = fileio_pread_full(fd, buf, want,
+                               wal_frame_offset(x->page_size, x->wal_skip + done + 1), &got);
+        if (rc == 0 && got < want)
+            rc = ERR(err, EIO, "replicator: %s is shorter than its frames", path);
+        else if (rc)
+            rc = ERR(err, rc, "replicator: read %s: %s", path, errno_name(rc));
+        if (rc == 0) {
+            wal_frames_rechain(x->big_endian, x->salt[0], x->salt[1], x->page_size, buf, k, ck);
+            rc = compressor_write(z, buf, want, err);
+        }
+        done += k;
+    }
+    free(buf);
+    return rc;
+}
+
+static int run_source(void *arg, struct compressor *z, struct err *err)
+{
+    const struct run_src *src = arg;
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < src->n; k++) {
+        int fd = open(src->paths[k], O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return ERR(err, errno, "replicator: open %s: %s", src->paths[k], errno_name(errno));
+        rc = src->run[k].wal_src ? wseg_feed(&src->run[k], fd, src->paths[k], z, err)
+                                 : compressor_write_fd(z, fd, err);
+        close(fd);
+    }
+    return rc;
+}
+
 /* PUTs the n segments of run (one generation, contiguous) as the batch first..last at ts. */
 static int upload_run(struct repl_db *db, const struct item *run, size_t n, uint32_t last,
                       uint64_t ts, struct err *err)
 {
-    char key[LAYOUT_KEY_MAX], name[80];
+    char key[LAYOUT_KEY_MAX], name[160];
     enum compression c = db->r->conf.compression;
     int rc = layout_key_batch(db->name, &run[0].gen, run[0].first, last, ts, c, key);
     if (rc)
@@ -2489,7 +2740,7 @@ static int upload_run(struct repl_db *db, const struct item *run, size_t n, uint
     size_t missing = 0;
     for (size_t k = 0; k < n && rc == 0; k++) {
         char path[REPL_PATH_MAX];
-        seg_name(run[k].first, run[k].last, run[k].ts, name, sizeof(name));
+        seg_item_name(&run[k], name, sizeof(name));
         if (gen_path(db, &run[k].gen, name, path, sizeof(path)) != 0)
             rc = ERR(err, ENAMETOOLONG, "replicator: path too long");
         else if (!(paths[k] = strdup(path)))
@@ -2506,9 +2757,9 @@ static int upload_run(struct repl_db *db, const struct item *run, size_t n, uint
     if (rc == 0 && missing == 0) {
         int out = -1;
         uint64_t len = 0;
-        rc = compress_files_to_tmpfile(c, db->r->conf.compression_level,
-                                       (const char *const *)paths, n, db->dir, &out, &len,
-                                       err);
+        struct run_src src = {run, (const char *const *)paths, n};
+        rc = compress_source_to_tmpfile(c, db->r->conf.compression_level, run_source, &src,
+                                        db->dir, &out, &len, err);
         if (rc == ENOENT && access(paths[0], F_OK) != 0)
             rc = 0; /* dropped while it was read: as above */
         else if (rc == 0) {
@@ -3826,6 +4077,7 @@ static bool db_staged_leftover(const struct repl_db *db, char *what, size_t cap)
             enum compression c;
             if (strcmp(nm, ".meta") == 0 || strcmp(nm, ".dep") == 0 ||
                 (l > 4 && strcmp(nm + l - 4, ".seg") == 0) ||
+                (l > 5 && strcmp(nm + l - 5, ".wseg") == 0) ||
                 (strncmp(nm, "db.", 3) == 0 && layout_snapshot_parse(nm, &c) == 0)) {
                 snprintf(what, cap, "%s/%s/%s", strrchr(db->dir, '/') + 1, de->d_name, nm);
                 found = true;
@@ -3951,6 +4203,7 @@ int repl_db_status(struct repl_db *db, struct repl_db_status *out)
     out->n_generations = db->n_generations;
     out->n_snapshots = db->n_snapshots;
     out->n_batches = db->n_batches;
+    out->n_wals_taken = db->n_wals_taken;
     out->snapshot_pending =
         db->snap_running || db->snap_upload || db->wchanged || rename_pending_locked(db);
     out->s3_outage = db->outage;
@@ -4019,12 +4272,13 @@ static void json_one(void *arg, const struct repl_db_status *s)
                          ", \"last_commit_ms\": %" PRId64 ", \"last_upload_ms\": %" PRId64
                          ", \"lag_seconds\": %.3f, \"staged_bytes\": %" PRIu64
                          ", \"generations\": %" PRIu64 ", \"snapshots\": %" PRIu64
-                         ", \"batches\": %" PRIu64 ", \"snapshot_pending\": %s, \"s3_outage\": %s"
-                         ", \"last_error\": ",
+                         ", \"batches\": %" PRIu64 ", \"wals_taken\": %" PRIu64
+                         ", \"snapshot_pending\": %s, \"s3_outage\": %s, \"last_error\": ",
                          s->journal_mode, s->is_protected ? "true" : "false",
                          s->last_committed_frame, s->last_uploaded_frame, s->last_commit_ms,
                          s->last_upload_ms, s->lag_s, s->staged_bytes, s->n_generations,
-                         s->n_snapshots, s->n_batches, s->snapshot_pending ? "true" : "false",
+                         s->n_snapshots, s->n_batches, s->n_wals_taken,
+                         s->snapshot_pending ? "true" : "false",
                          s->s3_outage ? "true" : "false");
     if (!rc)
         rc = json_str(b, s->last_error);

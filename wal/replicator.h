@@ -90,6 +90,14 @@ struct repl_conf {
                                      fsync of the -wal orders them (fs -o writeback) */
     uint32_t lease_ttl_ms;        /* writer lease "<db_name>.lease" (min 3000; renewed every
                                      third of it; see "lease" in replicator.c) */
+    /* Optional (NULL: committed frames are always copied out of the -wal before SQLite may
+     * overwrite them). Moves the -wal at wal_path (absolute, as given to repl_db_open) to
+     * stash (in staging_dir) and puts an empty file of the same size in its place, which
+     * every open of the -wal then uses. Called on the hot path, from repl_wal_before_write /
+     * _before_truncate only. 0, or a positive errno with nothing changed (frames are copied
+     * then). See "stolen WALs" in replicator.c. */
+    int (*replace_wal)(void *arg, const char *wal_path, const char *stash);
+    void *replace_arg;
 };
 /* Defaults above; staging_dir NULL. */
 void repl_conf_init(struct repl_conf *c);
@@ -183,6 +191,7 @@ struct repl_db_status {
     uint64_t n_generations;        /* generations started by this process */
     uint64_t n_snapshots;          /* snapshots uploaded by this process */
     uint64_t n_batches;            /* batches uploaded by this process */
+    uint64_t n_wals_taken;         /* segments staged by taking the -wal (see replicator.c) */
     bool snapshot_pending;
     bool s3_outage;         /* uploads currently failing */
     bool lease_blocked;     /* another writer holds the db's lease: nothing uploaded */

@@ -214,3 +214,34 @@ void wal_frames_rechain(bool big_endian, uint32_t salt1, uint32_t salt2, uint32_
         be32_store(f + 20, s[1]);
     }
 }
+
+/* One checksum step is s1' = s1 + s2 + x0, s2' = s1 + 2*s2 + x0 + x1 (mod 2^32): the state
+ * goes through the matrix A = [1 1; 1 2] plus a term of the data alone. Two chains over the
+ * same words therefore differ, after m steps, by A^m times their difference before. */
+void wal_checksum_carry(uint32_t d[2], uint64_t steps)
+{
+    uint32_t p[4] = {1, 1, 1, 2}; /* A^(2^k), row major */
+    uint32_t v0 = d[0], v1 = d[1];
+
+    for (; steps != 0; steps >>= 1) {
+        if (steps & 1) {
+            uint32_t n0 = p[0] * v0 + p[1] * v1, n1 = p[2] * v0 + p[3] * v1;
+            v0 = n0;
+            v1 = n1;
+        }
+        uint32_t q[4] = {p[0] * p[0] + p[1] * p[2], p[0] * p[1] + p[1] * p[3],
+                         p[2] * p[0] + p[3] * p[2], p[2] * p[1] + p[3] * p[3]};
+        memcpy(p, q, sizeof(p));
+    }
+    d[0] = v0;
+    d[1] = v1;
+}
+
+void wal_chain_shift(uint32_t page_size, uint64_t n_frames, const uint32_t from_in[2],
+                     const uint32_t from_out[2], const uint32_t to_in[2], uint32_t to_out[2])
+{
+    uint32_t d[2] = {to_in[0] - from_in[0], to_in[1] - from_in[1]};
+    wal_checksum_carry(d, n_frames * (1 + page_size / 8));
+    to_out[0] = from_out[0] + d[0];
+    to_out[1] = from_out[1] + d[1];
+}

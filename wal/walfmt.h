@@ -79,6 +79,13 @@ bool wal_frame_checksum_ok(bool big_endian, const uint8_t *frame_header, const u
  * frames whose stored chain SQLite left broken (see wal_commit.rechained in decoder.h). */
 void wal_frames_rechain(bool big_endian, uint32_t salt1, uint32_t salt2, uint32_t page_size,
                         uint8_t *frames, size_t n_frames, uint32_t s[2]);
+/* Chains are linear in their start: d (the difference of two chains' states) becomes what it is
+ * after `steps` more checksum steps (one step per 8 bytes) over any data. */
+void wal_checksum_carry(uint32_t d[2], uint64_t steps);
+/* The state after n_frames whole frames of page_size, chained from to_in, given that the same
+ * frames chained from from_in end at from_out (e.g. their stored chain): no frame is read. */
+void wal_chain_shift(uint32_t page_size, uint64_t n_frames, const uint32_t from_in[2],
+                     const uint32_t from_out[2], const uint32_t to_in[2], uint32_t to_out[2]);
 /* Byte offset of 1-based frame n. */
 static inline uint64_t wal_frame_offset(uint32_t page_size, uint32_t n)
 {

@@ -1,6 +1,7 @@
 /* tests/unit/test_wal_walfmt.c - WAL header/frame parsing and the checksum. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wal/walfmt.h"
@@ -224,4 +225,36 @@ Test(wal_walfmt, frame_offsets)
     cr_expect_eq(wal_frame_offset(4096, 2), 32u + 4120u);
     cr_expect_eq(wal_frame_offset(65536, 100000), 32ull + 99999ull * 65560ull);
     cr_expect_eq(wal_frame_size(512), 536u);
+}
+
+/* The chain of a stolen WAL's frames, rechained onto a generation, is computed without reading
+ * them (wal_chain_shift): it must equal rechaining them for real, for every page size, both
+ * byte orders and any number of frames. */
+Test(wal_walfmt, chain_shift_equals_rechaining)
+{
+    uint32_t seed = 12345;
+    for (uint32_t ps = 512; ps <= 65536; ps *= 4) {
+        for (int be = 0; be <= 1; be++) {
+            for (size_t n = 1; n <= 9; n += 4) {
+                size_t fs = 24 + (size_t)ps;
+                uint8_t *a = malloc(n * fs), *b = malloc(n * fs);
+                cr_assert(a && b);
+                for (size_t i = 0; i < n * fs; i++) {
+                    seed = seed * 1103515245u + 12345u;
+                    a[i] = (uint8_t)(seed >> 16);
+                }
+                memcpy(b, a, n * fs);
+                uint32_t s_in[2] = {seed, seed ^ 0x5bd1e995u}, s[2] = {s_in[0], s_in[1]};
+                wal_frames_rechain(be, 1, 2, ps, a, n, s); /* the "stored" chain */
+                uint32_t t_in[2] = {0xdeadbeefu, 7}, t[2] = {t_in[0], t_in[1]};
+                wal_frames_rechain(be, 3, 4, ps, b, n, t); /* the shipped one */
+                uint32_t got[2];
+                wal_chain_shift(ps, n, s_in, s, t_in, got);
+                cr_expect_eq(got[0], t[0], "ps %u be %d n %zu", ps, be, n);
+                cr_expect_eq(got[1], t[1], "ps %u be %d n %zu", ps, be, n);
+                free(a);
+                free(b);
+            }
+        }
+    }
 }
