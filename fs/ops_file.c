@@ -702,7 +702,7 @@ int fs_replace_file(void *arg, const char *path, const char *stash)
         return ENAMETOOLONG;
     if (fstatat(fs->backing_fd, path, &st, AT_SYMLINK_NOFOLLOW) != 0)
         return errno;
-    if (!S_ISREG(st.st_mode))
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1) /* another name would keep the old file */
         return EINVAL;
     struct fs_inode *in = inode_find(fs->inodes, st.st_dev, st.st_ino);
     nfd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777);

@@ -4,7 +4,9 @@
 # Starts Swift's S3 API (tests/lib/swift.sh) on a free 127.0.0.1 port for the whole run, runs
 # each matching test with a timeout (600 s, or the test's "# timeout: N" line; BFS_TEST_TIMEOUT
 # changes the default), prints PASS/FAIL per test, the tail of the log of each failure, and a
-# final line "N passed, N failed". Exit 0 only if every test passed. With no PATTERN and no
+# final line "N passed, N failed". Tests run BFS_JOBS (default 2) at a time, each with its own
+# bucket, directories and mounts; a test with a "# serial" line (it stops the shared S3 server,
+# or measures time or load) runs alone. Exit 0 only if every test passed. With no PATTERN and no
 # tests it fails; a PATTERN that matches no test is reported and exits 0 (e.g. no torture
 # tests yet). Logs: build/test-results/<run>/<test>.log (BFS_RESULTS overrides the parent).
 # BFS_INTEGRATION_DIR runs the tests of another directory (default tests/integration).
@@ -45,16 +47,25 @@ BFS_TMP=$(mktemp -d /tmp/bfs-run.XXXXXX)
 BFS_SWIFT_DIR=$BFS_TMP/swift
 export BFS_TMP BFS_SWIFT_DIR BFS_RESULTS_DIR=$RESULTS
 
-CHILD=
+JOBS=${BFS_JOBS:-2}
+((JOBS >= 1)) || JOBS=1
+declare -A RUNNING=() # pid of a running test's timeout(1) -> its script
+declare -A STARTED=() # pid -> $SECONDS at its start
 cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM HUP
-    if [[ -n $CHILD ]] && kill -0 "$CHILD" 2>/dev/null; then
-        kill -TERM "$CHILD" 2>/dev/null # timeout(1) passes it on to the test
-        for ((i = 0; i < 150; i++)); do kill -0 "$CHILD" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$CHILD" 2>/dev/null
-    fi
+    local pid alive
+    for pid in "${!RUNNING[@]}"; do
+        kill -TERM "$pid" 2>/dev/null # timeout(1) passes it on to the test
+    done
+    for ((i = 0; i < 150; i++)); do
+        alive=0
+        for pid in "${!RUNNING[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        ((alive)) || break
+        sleep 0.1
+    done
+    for pid in "${!RUNNING[@]}"; do kill -KILL "$pid" 2>/dev/null; done
     bash "$BFS_ROOT/tests/lib/swift.sh" stop "$BFS_SWIFT_DIR" 2>/dev/null
     if [[ ${BFS_KEEP_TMP:-0} == 1 ]]; then
         echo "kept $BFS_TMP"
@@ -123,24 +134,38 @@ echo "Swift S3 API ready at $BFS_S3_ENDPOINT; logs in $RESULTS"
 passed=0
 failed=0
 FAILED_NAMES=()
-for t in "${TESTS[@]}"; do
+
+limit_of() {
+    local limit
+    limit=$(sed -nE 's/^#[[:space:]]*timeout:[[:space:]]*([0-9]+).*/\1/p' "$1" | head -n 1)
+    echo "${limit:-$DEFAULT_TIMEOUT}"
+}
+
+start_test() {
+    local t=$1 name
     name=$(basename "$t" .sh)
-    log=$RESULTS/$name.log
-    limit=$(sed -nE 's/^#[[:space:]]*timeout:[[:space:]]*([0-9]+).*/\1/p' "$t" | head -n 1)
-    limit=${limit:-$DEFAULT_TIMEOUT}
     # a previous test may have left the S3 endpoint down
     if ! bash "$BFS_ROOT/tests/lib/swift.sh" status "$BFS_SWIFT_DIR"; then
         bash "$BFS_ROOT/tests/lib/swift.sh" start-proxy "$BFS_SWIFT_DIR" >>"$RESULTS/swift-start.log" 2>&1 ||
             echo "WARNING: Swift proxy is down and did not restart"
     fi
-    start=$SECONDS
     # in the background + wait, so that Ctrl-C reaches our trap at once
-    timeout --kill-after=15 "$limit" bash "$t" </dev/null >"$log" 2>&1 &
-    CHILD=$!
-    rc=0
-    wait "$CHILD" 2>/dev/null || rc=$? # 2>/dev/null: no "Killed" job notice
-    CHILD=
-    secs=$((SECONDS - start))
+    timeout --kill-after=15 "$(limit_of "$t")" bash "$t" </dev/null >"$RESULTS/$name.log" 2>&1 &
+    RUNNING[$!]=$t
+    STARTED[$!]=$SECONDS
+}
+
+# Waits for one running test to end and reports it.
+reap_test() {
+    local pid= rc=0
+    wait -n -p pid "${!RUNNING[@]}" 2>/dev/null || rc=$? # 2>/dev/null: no "Killed" job notice
+    [[ -n $pid ]] || return 0
+    local t=${RUNNING[$pid]} secs=$((SECONDS - ${STARTED[$pid]}))
+    unset "RUNNING[$pid]" "STARTED[$pid]"
+    local name limit log
+    name=$(basename "$t" .sh)
+    limit=$(limit_of "$t")
+    log=$RESULTS/$name.log
     if ((rc == 0)); then
         passed=$((passed + 1))
         echo "PASS $name (${secs}s)"
@@ -158,7 +183,19 @@ for t in "${TESTS[@]}"; do
         tail -n 40 "$log" | sed 's/^/    /'
         echo "----"
     fi
+}
+
+for t in "${TESTS[@]}"; do
+    if grep -qE '^#[[:space:]]*serial\b' "$t"; then
+        while ((${#RUNNING[@]} > 0)); do reap_test; done
+        start_test "$t"
+        reap_test
+        continue
+    fi
+    while ((${#RUNNING[@]} >= JOBS)); do reap_test; done
+    start_test "$t"
 done
+while ((${#RUNNING[@]} > 0)); do reap_test; done
 
 ((failed == 0)) || echo "failed: ${FAILED_NAMES[*]}"
 echo "$passed passed, $failed failed"

@@ -1266,9 +1266,11 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
             push_cut(db, last);
         signal = true;
     }
-    /* copy ahead every REPL_PRECOPY_FRAMES frames (see pre_extend) */
+    /* copy ahead every REPL_PRECOPY_FRAMES frames (see pre_extend), unless the -wal is taken
+     * at its restart instead (see "stolen WALs"): then the stager has nothing to do here */
     uint32_t copied = copied_upto_locked(db);
-    if (last - copied >= REPL_PRECOPY_FRAMES && db->committed - copied < REPL_PRECOPY_FRAMES)
+    if (last - copied >= REPL_PRECOPY_FRAMES && db->committed - copied < REPL_PRECOPY_FRAMES &&
+        !db->r->conf.replace_wal)
         signal = true;
     db->lsn_committed += last - (first > db->committed ? first : db->committed + 1) + 1;
     db->committed = last;

@@ -3,6 +3,7 @@
 # TEST_TMP cleanup), new_bucket, an awscli round trip against Swift's S3 API, an S3 outage
 # with swift_stop_proxy/swift_start_proxy, and every fault proxy mode.
 # timeout: 300
+# serial: it stops and restarts the shared S3 server
 source "$BFS_ROOT/tests/lib/common.sh"
 
 # --- common.sh: failures are failures, cleanups run, even from subshells ---------------------

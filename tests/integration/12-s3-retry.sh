@@ -5,6 +5,7 @@
 # once); 4xx are not retried; after the retry budget the call fails cleanly with EAGAIN and the
 # attempt count, and a failed upload never leaves a partial object.
 # timeout: 600
+# serial: its faults include delays and hangs with timing expectations
 source "$BFS_ROOT/tests/lib/common.sh"
 
 S3CHECK=$BFS_BIN/tools/s3check

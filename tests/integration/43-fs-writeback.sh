@@ -4,6 +4,7 @@
 # backing -wal within a few MS while the app keeps the database open (the kernel alone would
 # hold it ~30 s), and the app's data stays consistent.
 # timeout: 120
+# serial: it times how soon commits reach the backing file
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 

@@ -5,6 +5,7 @@
 #     this loaded 2-vCPU machine) before the kill; later ones may be lost, never a torn one;
 #   - synchronous=FULL: every commit that returned before the kill.
 # timeout: 180
+# serial: it asserts the writeback window in milliseconds
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 

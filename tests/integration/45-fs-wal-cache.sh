@@ -14,6 +14,7 @@
 # FLUSH on closing that file, waited forever for the dead daemon), the helper must end with it,
 # and the app must get an error, not hang.
 # timeout: 300
+# serial: it counts FUSE requests per transaction
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 

@@ -5,6 +5,7 @@
 # never makes it take the request, nor does any load with -o nocpu_latency (fs/cpulatency.h).
 # Skipped (with a note) without the device or when something else already holds a request.
 # timeout: 200
+# serial: it measures request rates and the CPU latency request
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 

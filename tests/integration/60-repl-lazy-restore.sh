@@ -8,6 +8,7 @@
 # marks it deleted, and `restore --ignore-tombstone` still brings it back; an rm of a database
 # only listed from the bucket tombstones it too.
 # timeout: 400
+# serial: it stops the shared S3 server
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

@@ -4,6 +4,7 @@
 # shows the backlog growing during the outage, and after S3 returns the lag drains to 0 and
 # the restore equals the local database.
 # timeout: 400
+# serial: it stops the shared S3 server
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

@@ -10,6 +10,7 @@
 # Restore under faults: the CLI (503, reset, truncate, delay, hang) and a lazy open on an empty
 # backing dir through the proxy both give the exact database.
 # timeout: 900
+# serial: it stops the shared S3 server
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

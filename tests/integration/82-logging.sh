@@ -5,6 +5,7 @@
 # notable events log one line each (mount, new generation, snapshot, lazy restore, upload
 # failure, recovery, unmount); a 20 s S3 outage under writes logs a handful of lines, not a storm.
 # timeout: 400
+# serial: it stops the shared S3 server
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

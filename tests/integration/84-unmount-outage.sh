@@ -7,6 +7,7 @@
 # The next mount, with S3 back, uploads them and the restore equals the local database.
 # (README "Guarantees", unmount.)
 # timeout: 300
+# serial: it stops the shared S3 server
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

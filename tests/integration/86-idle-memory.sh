@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # 86-idle-memory: databases that were written and then closed hold no staging buffers. One
-# database is written (2,000 single-row transactions, so the stager copies frames ahead) and
+# database is written (2,000 single-row transactions, so the stager copies frames) and
 # closed, and the daemon's RSS is read once everything is uploaded; then 20 more the same way.
 # The 20 may add well under 12 MiB: the stager's 1 MiB copy buffer is kept only while a
 # database has frames to stage (regression: kept for the database's lifetime, +22-24 MiB here).
 # timeout: 300
+# serial: it measures the daemon's RSS
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

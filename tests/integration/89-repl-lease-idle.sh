@@ -9,6 +9,7 @@
 # until the second goes idle, then continues in a new generation descending from the second's
 # newest: one history in the bucket, and its restore equals the first daemon's database.
 # timeout: 300
+# serial: it counts S3 requests over idle lease periods
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

@@ -10,6 +10,7 @@
 # connection; a NORMAL writer whose checkpoints a second, OFF connection runs; and a NORMAL
 # control, which must be exact while still open and raise nothing.
 # timeout: 300
+# serial: it kills the daemon at a set time after a commit
 source "$BFS_ROOT/tests/lib/common.sh"
 source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"

@@ -55,8 +55,9 @@ print(sum(x.get("wals_taken", 0) for x in d))' "$M/.bottomless/status")
     [[ -z $leftover ]] || fail "$name: staged files left after the flush: $leftover"
     unmount_fs "$M"
     [[ $(sha3 "$B/$name.db") == "$want" ]] || fail "$name: backing db differs after unmount"
-    [[ $(sqlite3 "$B/$name.db" "pragma integrity_check; select count(*) from t") == $'ok\n6000' ]] ||
-        fail "$name: backing db damaged"
+    local check
+    check=$(sqlite3 "$B/$name.db" "pragma integrity_check; select count(*) from t")
+    [[ $check == $'ok\n6000' ]] || fail "$name: backing db damaged: $check"
     cli -d "$name.db" restore -o "$TEST_TMP/$name.restored" >"$TEST_TMP/$name.restore.log" 2>&1 ||
         { cat "$TEST_TMP/$name.restore.log" >&2; fail "$name: restore failed"; }
     [[ $(sha3 "$TEST_TMP/$name.restored") == "$want" ]] || fail "$name: restore is not exact"
