@@ -1489,6 +1489,18 @@ static int cmp_item_first(const void *a, const void *b)
 /* A new ITEM_SEG of generation gen with first, last and ts from the name
  * "<first>-<last>-<ts><ext>" (a staged segment or a merge marker); NULL if nm is not one (a
  * foreign or damaged file is left alone) or out of memory. */
+static struct item *seg_item_new(const struct gen_id *gen, uint32_t first, uint32_t last,
+                                 uint64_t ts)
+{
+    struct item *it = item_new(ITEM_SEG, gen);
+    if (it) {
+        it->first = first;
+        it->last = last;
+        it->ts = ts;
+    }
+    return it;
+}
+
 static struct item *range_item_new(const char *nm, const char *ext, const struct gen_id *gen)
 {
     unsigned f = 0, la = 0;
@@ -1497,13 +1509,7 @@ static struct item *range_item_new(const char *nm, const char *ext, const struct
     if (sscanf(nm, "%u-%u-%llu%n", &f, &la, &t, &end) != 3 || strcmp(nm + end, ext) != 0 ||
         f == 0 || la < f)
         return NULL;
-    struct item *it = item_new(ITEM_SEG, gen);
-    if (it) {
-        it->first = f;
-        it->last = la;
-        it->ts = t;
-    }
-    return it;
+    return seg_item_new(gen, f, la, t);
 }
 
 /* range_item_new for a stolen WAL's name (seg_item_name); NULL if nm is not one. */
@@ -1518,11 +1524,8 @@ static struct item *wseg_item_new(const char *nm, const struct gen_id *gen)
         strcmp(nm + end, ".wseg") != 0 || f == 0 || la < f || !wal_page_size_valid(ps) ||
         (order != 'l' && order != 'b'))
         return NULL;
-    struct item *it = item_new(ITEM_SEG, gen);
+    struct item *it = seg_item_new(gen, f, la, t);
     if (it) {
-        it->first = f;
-        it->last = la;
-        it->ts = t;
         it->wal_src = true;
         it->wal_skip = skip;
         it->page_size = ps;
