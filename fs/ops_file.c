@@ -709,8 +709,7 @@ int fs_replace_file(void *arg, const char *path, const char *stash)
     if (nfd < 0)
         return errno;
     if (fchown(nfd, st.st_uid, st.st_gid) != 0 || fchmod(nfd, st.st_mode & 07777) != 0 ||
-        ftruncate(nfd, st.st_size) != 0 ||
-        fstat(nfd, &nst) != 0) {
+        ftruncate(nfd, st.st_size) != 0 || fstat(nfd, &nst) != 0) {
         rc = errno;
         goto fail;
     }
@@ -739,8 +738,8 @@ int fs_replace_file(void *arg, const char *path, const char *stash)
     if (rc == 0 && renameat(AT_FDCWD, tmp, fs->backing_fd, path) != 0) {
         rc = errno;
         if (renameat(AT_FDCWD, stash, fs->backing_fd, path) != 0)
-            LOG_ERR("fs: replacing %s failed and it is now at %s (errno=%s): move it back",
-                    path, stash, errno_name(errno));
+            LOG_ERR("fs: replacing %s failed and it is now at %s (errno=%s): move it back", path,
+                    stash, errno_name(errno));
     }
     if (rc == 0) {
         /* dup2 keeps each handle's fd number: a worker may be using it at this moment */

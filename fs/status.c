@@ -86,9 +86,8 @@ static void add_db(void *arg, const struct repl_db_status *st)
             ",\"snapshot_pending\":%s,\"s3_outage\":%s,\"last_error\":",
             st->is_protected ? "true" : "false", st->last_committed_frame, st->last_uploaded_frame,
             st->lag_s < 0 ? 0.0 : st->lag_s, st->staged_bytes, st->last_commit_ms,
-            st->last_upload_ms, st->n_generations, st->n_snapshots, st->n_batches,
-            st->n_wals_taken, st->snapshot_pending ? "true" : "false",
-            st->s3_outage ? "true" : "false");
+            st->last_upload_ms, st->n_generations, st->n_snapshots, st->n_batches, st->n_wals_taken,
+            st->snapshot_pending ? "true" : "false", st->s3_outage ? "true" : "false");
     if (rc == 0)
         rc = status_json_string(b, st->last_error);
     if (rc == 0)

@@ -577,9 +577,8 @@ int compressor_write_fd(struct compressor *z, int fd, struct err *err)
     return feed_fd(fd, feed_compressor, z, "compress", err);
 }
 
-int compress_source_to_tmpfile(enum compression c, int level, compress_source_fn *src,
-                               void *arg, const char *tmp_dir, int *out_fd, uint64_t *len_out,
-                               struct err *err)
+int compress_source_to_tmpfile(enum compression c, int level, compress_source_fn *src, void *arg,
+                               const char *tmp_dir, int *out_fd, uint64_t *len_out, struct err *err)
 {
     struct fd_sink s = {.fd = -1, .off = 0};
     struct compressor *z = NULL;
@@ -634,8 +633,7 @@ static int compress_inputs_to_tmpfile(enum compression c, int level, const int *
                                       int *out_fd, uint64_t *len_out, struct err *err)
 {
     struct inputs in = {fds, paths, n};
-    return compress_source_to_tmpfile(c, level, inputs_source, &in, tmp_dir, out_fd, len_out,
-                                      err);
+    return compress_source_to_tmpfile(c, level, inputs_source, &in, tmp_dir, out_fd, len_out, err);
 }
 
 int compress_fd_to_tmpfile(enum compression c, int level, int in_fd, const char *tmp_dir,

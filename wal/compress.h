@@ -80,8 +80,8 @@ int compressor_write_fd(struct compressor *z, int fd, struct err *err);
 /* Writes a stream's input into z (compressor_write / compressor_write_fd); 0 or an errno. */
 typedef int compress_source_fn(void *arg, struct compressor *z, struct err *err);
 /* Like compress_files_to_tmpfile for whatever src writes (its error is returned as is). */
-int compress_source_to_tmpfile(enum compression c, int level, compress_source_fn *src,
-                               void *arg, const char *tmp_dir, int *out_fd, uint64_t *len_out,
+int compress_source_to_tmpfile(enum compression c, int level, compress_source_fn *src, void *arg,
+                               const char *tmp_dir, int *out_fd, uint64_t *len_out,
                                struct err *err);
 /* Decompresses [0, EOF) of in_fd into the sink (bounded memory). */
 int decompress_fd(enum compression c, int in_fd, compress_sink_fn *sink, void *arg,

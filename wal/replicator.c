@@ -287,8 +287,8 @@ static void seg_item_name(const struct item *x, char *out, size_t cap)
         return;
     }
     snprintf(out, cap,
-             "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".%" PRIu32 ".%" PRIu32
-             ".%08" PRIx32 "%08" PRIx32 ".%08" PRIx32 "%08" PRIx32 ".%c.wseg",
+             "%012" PRIu32 "-%012" PRIu32 "-%" PRIu64 ".%" PRIu32 ".%" PRIu32 ".%08" PRIx32
+             "%08" PRIx32 ".%08" PRIx32 "%08" PRIx32 ".%c.wseg",
              x->first, x->last, x->ts, x->wal_skip, x->page_size, x->ck_in[0], x->ck_in[1],
              x->salt[0], x->salt[1], x->big_endian ? 'b' : 'l');
 }
@@ -873,8 +873,8 @@ static bool pre_copy(struct repl_db *db)
     struct err e = {0};
     pthread_mutex_lock(&db->mu);
     /* (taking the -wal at its restart needs no copy: see "stolen WALs") */
-    bool go = db->gen_open && db->committed > db->staged && db->wal_fd >= 0 &&
-              !db->r->conf.replace_wal;
+    bool go =
+        db->gen_open && db->committed > db->staged && db->wal_fd >= 0 && !db->r->conf.replace_wal;
     uint32_t upto = db->committed;
     pre_ctx_locked(db, &c);
     pthread_mutex_unlock(&db->mu);
@@ -1663,8 +1663,8 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
             } else if ((l > 4 && strcmp(nm + l - 4, ".seg") == 0) ||
                        (l > 5 && strcmp(nm + l - 5, ".wseg") == 0)) {
                 bool wseg = nm[l - 5] == '.';
-                struct item *it = wseg ? wseg_item_new(nm, &gens[i])
-                                       : range_item_new(nm, ".seg", &gens[i]);
+                struct item *it =
+                    wseg ? wseg_item_new(nm, &gens[i]) : range_item_new(nm, ".seg", &gens[i]);
                 if (!it)
                     continue;
                 char p[REPL_PATH_MAX];
@@ -2763,8 +2763,8 @@ static int upload_run(struct repl_db *db, const struct item *run, size_t n, uint
         int out = -1;
         uint64_t len = 0;
         struct run_src src = {run, (const char *const *)paths, n};
-        rc = compress_source_to_tmpfile(c, db->r->conf.compression_level, run_source, &src,
-                                        db->dir, &out, &len, err);
+        rc = compress_source_to_tmpfile(c, db->r->conf.compression_level, run_source, &src, db->dir,
+                                        &out, &len, err);
         if (rc == ENOENT && access(paths[0], F_OK) != 0)
             rc = 0; /* dropped while it was read: as above */
         else if (rc == 0) {
@@ -4271,20 +4271,18 @@ static void json_one(void *arg, const struct repl_db_status *s)
     if (!rc)
         rc = json_str(b, s->generation);
     if (!rc)
-        rc = buf_appendf(b,
-                         ", \"journal_mode\": \"%s\", \"protected\": %s, "
-                         "\"last_committed_frame\": %" PRIu32 ", \"last_uploaded_frame\": %" PRIu32
-                         ", \"last_commit_ms\": %" PRId64 ", \"last_upload_ms\": %" PRId64
-                         ", \"lag_seconds\": %.3f, \"staged_bytes\": %" PRIu64
-                         ", \"generations\": %" PRIu64 ", \"snapshots\": %" PRIu64
-                         ", \"batches\": %" PRIu64 ", \"wals_taken\": %" PRIu64
-                         ", \"snapshot_pending\": %s, \"s3_outage\": %s, \"last_error\": ",
-                         s->journal_mode, s->is_protected ? "true" : "false",
-                         s->last_committed_frame, s->last_uploaded_frame, s->last_commit_ms,
-                         s->last_upload_ms, s->lag_s, s->staged_bytes, s->n_generations,
-                         s->n_snapshots, s->n_batches, s->n_wals_taken,
-                         s->snapshot_pending ? "true" : "false",
-                         s->s3_outage ? "true" : "false");
+        rc = buf_appendf(
+            b,
+            ", \"journal_mode\": \"%s\", \"protected\": %s, "
+            "\"last_committed_frame\": %" PRIu32 ", \"last_uploaded_frame\": %" PRIu32
+            ", \"last_commit_ms\": %" PRId64 ", \"last_upload_ms\": %" PRId64
+            ", \"lag_seconds\": %.3f, \"staged_bytes\": %" PRIu64 ", \"generations\": %" PRIu64
+            ", \"snapshots\": %" PRIu64 ", \"batches\": %" PRIu64 ", \"wals_taken\": %" PRIu64
+            ", \"snapshot_pending\": %s, \"s3_outage\": %s, \"last_error\": ",
+            s->journal_mode, s->is_protected ? "true" : "false", s->last_committed_frame,
+            s->last_uploaded_frame, s->last_commit_ms, s->last_upload_ms, s->lag_s, s->staged_bytes,
+            s->n_generations, s->n_snapshots, s->n_batches, s->n_wals_taken,
+            s->snapshot_pending ? "true" : "false", s->s3_outage ? "true" : "false");
     if (!rc)
         rc = json_str(b, s->last_error);
     if (!rc)
