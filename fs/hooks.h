@@ -62,7 +62,7 @@ struct fs_hook_env {
      * session thread inside a [loop] hook (it would deadlock); returns 0 or a positive errno. */
     int (*inval_path)(void *inval_arg, const char *path);
     void *inval_arg;
-    /* [loop only: write_before / truncate_before] Moves the backing file at path (relative)
+    /* [loop only: inside a *_before hook of path] Moves the backing file at path (relative)
      * to stash (absolute, on the backing filesystem, in staging_dir) and puts a new empty file
      * of the same size, mode and owner at path, which every open handle of the old one then
      * uses (same fds, same node id). The caller owns the file at stash from then on. 0, or a

@@ -10,14 +10,13 @@ source "$BFS_ROOT/tests/lib/fs.sh"
 source "$BFS_ROOT/tests/integration/60-repl-lib.bash"
 
 repl_bucket
-B=$TEST_TMP/back M=$TEST_TMP/mnt
-mkdir -p "$B" "$M"
 
-n=0
-check() { # ENV-ASSIGNMENTS ("" for none) OPTIONS
-    local envs=$1 opts=$2
-    n=$((n + 1))
-    local db=opt$n.db
+# check_one N ENV-ASSIGNMENTS ("" for none) OPTIONS: in a mount of its own (checks run three at
+# a time, each in a subshell: its exports and its mount stay its own)
+check_one() {
+    local n=$1 envs=$2 opts=$3
+    local db=opt$n.db B=$TEST_TMP/back$n M=$TEST_TMP/mnt$n
+    mkdir -p "$B" "$M"
     if [[ -n $envs ]]; then
         # shellcheck disable=SC2086  # word splitting of VAR=VALUE pairs is intended
         export $envs
@@ -40,12 +39,25 @@ check() { # ENV-ASSIGNMENTS ("" for none) OPTIONS
         grep -q 'replica: flushed, everything committed is in S3' "$log" ||
             { cat "$log" >&2; fail "unmount did not flush everything (${envs:+$envs }-o $opts)"; }
     fi
-    rm -f "$TEST_TMP/r.db"
-    cli -d "$db" restore -o "$TEST_TMP/r.db" >/dev/null ||
+    cli -d "$db" restore -o "$TEST_TMP/r$n.db" >/dev/null ||
         fail "restore failed (${envs:+$envs }-o $opts)"
-    [[ $(sha3 "$TEST_TMP/r.db") == "$(sha3 "$B/$db")" ]] ||
+    [[ $(sha3 "$TEST_TMP/r$n.db") == "$(sha3 "$B/$db")" ]] ||
         fail "restore differs from the source (${envs:+$envs }-o $opts)"
     note "ok: ${envs:+$envs }-o ${opts:-(none)}"
+}
+
+n=0
+PIDS=()
+join_checks() {
+    local pid
+    for pid in "${PIDS[@]}"; do wait "$pid" || fail "a check failed (see above)"; done
+    PIDS=()
+}
+check() { # ENV-ASSIGNMENTS OPTIONS
+    n=$((n + 1))
+    (check_one "$n" "$@") &
+    PIDS+=($!)
+    ((${#PIDS[@]} < 3)) || join_checks
 }
 
 check "" ""
@@ -73,4 +85,5 @@ check "" "log_level=warn"
 check "" "log_level=debug"
 check "" "region=us-east-1,endpoint=$BFS_S3_ENDPOINT,bucket=$BUCKET"
 check "" "noatime"
+join_checks
 echo "ok"

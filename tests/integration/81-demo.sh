@@ -5,7 +5,6 @@
 # Then: a failing step (the S3 server's port taken) exits non-zero and cleans up, and a SIGINT
 # (Ctrl-C) in the middle of a run unmounts, stops everything and exits 130.
 # timeout: 900
-# serial: make demo builds and starts its own servers
 source "$BFS_ROOT/tests/lib/common.sh"
 
 DEMO=$TEST_TMP/demo
