@@ -94,8 +94,9 @@ struct repl_conf {
      * overwrite them). Moves the -wal at wal_path (absolute, as given to repl_db_open) to
      * stash (in staging_dir) and puts an empty file of the same size in its place, which
      * every open of the -wal then uses. Called on the hot path, from repl_wal_before_write /
-     * _before_truncate only (the daemon's write, fallocate and truncate hooks). 0, or a positive errno with nothing changed (frames are copied
-     * then). See "stolen WALs" in replicator.c. */
+     * _before_truncate only (the daemon's write, fallocate and truncate hooks). 0, or a
+     * positive errno with nothing changed (frames are copied then). See "stolen WALs" in
+     * replicator.c. */
     int (*replace_wal)(void *arg, const char *wal_path, const char *stash);
     void *replace_arg;
 };
