@@ -1,7 +1,6 @@
 #!/bin/bash
 # The Dockerfile cannot be built here (no Docker engine): run its build stage's steps as a script
 # in a copy of the source tree, and check that what the runtime stage copies exists and runs.
-# serial: it compiles the tree (CPU-bound)
 source "$BFS_ROOT/tests/lib/common.sh"
 
 df="$BFS_ROOT/docker/Dockerfile"
