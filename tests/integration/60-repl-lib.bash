@@ -8,7 +8,8 @@
 #                               last_uploaded_frame >= last_committed_frame
 #   repl_wait_synced SECS MNT [PATH...]   wait_until for repl_synced, prints the status on failure
 #   cli ARGS...                 bottomless-cli against the test endpoint and bucket
-#   sha3 FILE                   sqlite3 .sha3sum of FILE (content hash, independent of the WAL)
+#   sha3 FILE                   sqlite3 .sha3sum of FILE (content hash, independent of the WAL;
+#                               waits up to 10 s for another connection's lock)
 #   gens DB                     generation ids of DB in the bucket, newest first
 #   dep_of DB GEN               the generation named by DB-GEN/.dep (empty when none)
 #   descends_from DB GEN ANC    true when ANC is on GEN's .dep chain (at most 5 links up);
@@ -68,7 +69,9 @@ cli() {
 }
 
 sha3() {
-    sqlite3 "$1" .sha3sum
+    # .timeout: without a busy timeout .sha3sum prints nothing, and exits 0, while another
+    # connection holds a lock (seen in 60: a concurrent opener's last close checkpointing)
+    sqlite3 -cmd ".timeout 10000" "$1" .sha3sum
 }
 
 gens() {
