@@ -6,8 +6,8 @@
 # changes the default), prints PASS/FAIL per test, the tail of the log of each failure, and a
 # final line "N passed, N failed". Tests run BFS_JOBS (default 2) at a time, each with its own
 # bucket, directories and mounts; a test with a "# serial" line (it stops the shared S3 server,
-# or measures time or load) runs alone. Exit 0 only if every test passed. With no PATTERN and no
-# tests it fails; a PATTERN that matches no test is reported and exits 0 (e.g. no torture
+# or measures time or load) runs alone, after the others. Exit 0 only if every test passed.
+# With no PATTERN and no tests it fails; a PATTERN that matches no test is reported and exits 0 (e.g. no torture
 # tests yet). Logs: build/test-results/<run>/<test>.log (BFS_RESULTS overrides the parent).
 # BFS_INTEGRATION_DIR runs the tests of another directory (default tests/integration).
 # Swift is stopped at exit, also on failure and Ctrl-C.
@@ -185,17 +185,22 @@ reap_test() {
     fi
 }
 
+# The tests that may share the machine first, then the serial ones, each alone: one wait for
+# the lanes to drain instead of one per serial test.
+SERIAL=()
 for t in "${TESTS[@]}"; do
     if grep -qE '^#[[:space:]]*serial\b' "$t"; then
-        while ((${#RUNNING[@]} > 0)); do reap_test; done
-        start_test "$t"
-        reap_test
+        SERIAL+=("$t")
         continue
     fi
     while ((${#RUNNING[@]} >= JOBS)); do reap_test; done
     start_test "$t"
 done
 while ((${#RUNNING[@]} > 0)); do reap_test; done
+for t in ${SERIAL[@]+"${SERIAL[@]}"}; do
+    start_test "$t"
+    reap_test
+done
 
 ((failed == 0)) || echo "failed: ${FAILED_NAMES[*]}"
 echo "$passed passed, $failed failed"
