@@ -8,7 +8,7 @@
  *   <gen>/.meta           pending .meta upload (12 bytes)
  *   <gen>/<first>-<last>-<ts>.seg   a staged batch: raw WAL frames first..last, whole
  *                         transactions; compressed at upload into <first>-<last>-<ts>.<ext>
- *   <gen>/<first>.pre.tmp the next batch, copied ahead of its cut (renamed to .seg by it)
+ *   <gen>/<first>.pre.tmp a batch being copied (renamed to .seg once synced)
  *   <gen>/<first>-<last>-<ts>.<skip>.<ps>.<ck>.<salts>.<l|b>.wseg   a staged batch that is a
  *                         whole former -wal: its frames skip+1.. are frames first..last, to be
  *                         rechained at upload (see "stolen WALs")
@@ -55,8 +55,6 @@
 
 #define REPL_PATH_MAX 4096
 #define REPL_COPY_CHUNK (1024u * 1024u)
-/* Committed frames past the copied ones that make the stager copy ahead (see pre_extend). */
-#define REPL_PRECOPY_FRAMES 128u
 #define REPL_SNAP_CHUNK (256u * 1024u)
 #define REPL_BACKOFF_MIN_MS 250u
 #define REPL_BACKOFF_MAX_MS 10000u
@@ -165,17 +163,7 @@ struct repl_db {
     bool staged_ck_ok, rechain;
     bool chain_broken; /* unstaged frames were lost: lag until the next snapshot */
     bool cyc_rechained; /* the current WAL had a rechained commit (its stored chain is broken) */
-    /* The next segment, copied ahead (see pre_extend), guarded by stage_mu: frames
-     * pre_from..pre_to of pre_gen (WAL numbering base pre_cyc) in <pre_gen>/<pre_from>.pre.tmp,
-     * pre_ck the shipped chain after pre_to. pre_upto mirrors pre_to for the hot path's hint
-     * (relaxed atomics). */
-    int pre_fd;
-    struct gen_id pre_gen;
-    uint32_t pre_from, pre_to, pre_cyc, pre_upto;
-    uint32_t pre_ck[2];
-    bool pre_dirty;     /* written since its last fdatasync */
-    uint64_t pre_total; /* frames ever copied (progress of pre_copy) */
-    /* pre_extend's buffer (stage_mu), kept while the db has frames to stage: a fresh 1 MiB
+    /* copy_frames' buffer (stage_mu), kept while the db has frames to stage: a fresh 1 MiB
      * malloc per copy is an mmap whose pages the kernel faults in and zeroes each time,
      * hundreds of times a second under load. Freed when the stager's cut leaves nothing
      * pending or the -wal goes, so idle databases hold none. */
@@ -255,6 +243,13 @@ static void deadline_ts(int64_t at_ms, struct timespec *ts)
 {
     ts->tv_sec = (time_t)(at_ms / 1000);
     ts->tv_nsec = (long)(at_ms % 1000) * 1000000L;
+}
+
+/* Does the file name nm end in suffix, with something before it? */
+static bool name_has_suffix(const char *nm, const char *suffix)
+{
+    size_t l = strlen(nm), n = strlen(suffix);
+    return l > n && strcmp(nm + l - n, suffix) == 0;
 }
 
 static int path_join(char *out, size_t cap, const char *a, const char *b)
@@ -665,17 +660,13 @@ static void sync_gen_smalls(struct repl_db *db, const struct gen_id *g)
     fileio_fsync_dir(db->dir, NULL); /* the generation directory's own entry */
 }
 
-/* ---- the next segment, copied ahead -------------------------------------------------------
- * Frames are copied out of the -wal into the next segment's temporary file ahead of the cut:
- * by the stager in the background as commits arrive (every REPL_PRECOPY_FRAMES frames, with an
- * fdatasync), and by stage_batch for the rest. When SQLite restarts the WAL, the gate on the
- * app's write path (stage_all) then copies and syncs only the last few frames instead of the
- * whole WAL (4 MiB at the default checkpoint: ~4 ms, 21 times in 20,000 inserts). The file is
- * only a cache of frames that are still in the -wal: it becomes a segment by its rename, and a
- * restart deletes any *.tmp (db_rebuild_queue). */
+/* ---- copying frames into a segment ------------------------------------------------------
+ * stage_batch copies committed frames out of the -wal into <gen>/<from>.pre.tmp, syncs it and
+ * renames it to the segment's name. A restart deletes any *.tmp (db_rebuild_queue). At a WAL
+ * restart the -wal is usually taken whole instead (see "stolen WALs"). */
 
-/* What stage_batch / pre_copy read of the db under mu. */
-struct pre_ctx {
+/* What stage_batch reads of the db under mu. */
+struct copy_ctx {
     struct gen_id gen;
     struct hdrinfo gh;
     uint32_t cyc_base, from; /* from: first unstaged frame */
@@ -684,7 +675,7 @@ struct pre_ctx {
     uint32_t ck[2]; /* shipped chain after frame from - 1 (ck_ok) */
 };
 
-static void pre_ctx_locked(const struct repl_db *db, struct pre_ctx *c)
+static void copy_ctx_locked(const struct repl_db *db, struct copy_ctx *c)
 {
     c->gen = db->gen;
     c->gh = db->gh;
@@ -697,22 +688,7 @@ static void pre_ctx_locked(const struct repl_db *db, struct pre_ctx *c)
     c->ck[1] = db->staged_ck[1];
 }
 
-static int pre_path(const struct repl_db *db, const struct gen_id *g, uint32_t from, char *out,
-                    size_t cap)
-{
-    char leaf[32];
-    snprintf(leaf, sizeof(leaf), "%" PRIu32 ".pre.tmp", from);
-    return gen_path(db, g, leaf, out, cap);
-}
-
-/* Frames known to be out of the -wal already: staged, or copied ahead (mu held). */
-static uint32_t copied_upto_locked(struct repl_db *db)
-{
-    uint32_t copied = __atomic_load_n(&db->pre_upto, __ATOMIC_RELAXED);
-    return copied > db->staged ? copied : db->staged;
-}
-
-/* The buffer for copying whole frames of page size ps in chunks (pre_extend); stage_mu held.
+/* The buffer for copying whole frames of page size ps in chunks (copy_frames); stage_mu held.
  * NULL when out of memory. */
 static uint8_t *copy_buf_get(struct repl_db *db, uint32_t ps)
 {
@@ -736,165 +712,54 @@ static void copy_buf_release(struct repl_db *db)
     db->copy_cap = 0;
 }
 
-/* Drops the copy (stage_mu held). unlink: its file too (else it was renamed). */
-static void pre_reset(struct repl_db *db, bool unlink_file)
-{
-    if (db->pre_fd >= 0) {
-        close(db->pre_fd);
-        db->pre_fd = -1;
-        char path[REPL_PATH_MAX];
-        if (unlink_file && pre_path(db, &db->pre_gen, db->pre_from, path, sizeof(path)) == 0)
-            unlink(path);
-    }
-    db->pre_dirty = false;
-    __atomic_store_n(&db->pre_upto, 0, __ATOMIC_RELAXED);
-}
-
-/* Makes the copy hold frames c->from..upto (stage_mu held): starts it (or starts it over when
- * it belongs to another generation, WAL or start frame), cuts it back when it holds more
- * (stage_batch cut the batch earlier: the chain is read back from its new last frame), and
- * appends what is missing, rechained when the generation needs it. */
-static int pre_extend(struct repl_db *db, const struct pre_ctx *c, uint32_t upto, uint8_t *buf,
-                      struct err *err)
+/* Copies frames c->from..to of the -wal to the start of fd through buf, rechained when the
+ * generation needs it; ck: the shipped chain after frame to. stage_mu held. */
+static int copy_frames(struct repl_db *db, const struct copy_ctx *c, uint32_t to, int fd,
+                       uint8_t *buf, uint32_t ck[2], struct err *err)
 {
     uint32_t ps = c->gh.page_size;
     uint64_t fsize = wal_frame_size(ps);
-    char path[REPL_PATH_MAX];
-    int rc;
-
-    if (db->pre_fd >= 0 && (!gen_id_eq(&db->pre_gen, &c->gen) || db->pre_from != c->from ||
-                            db->pre_cyc != c->cyc_base))
-        pre_reset(db, true);
-    if (db->pre_fd < 0) {
-        if (c->rechain && !c->ck_ok) {
-            /* Cannot happen with the decoder's rules (a rechained commit is always seen live,
-             * after the commit before it); refuse rather than ship frames that fail on
-             * restore. */
-            return ERR(err, EIO,
-                       "replicator: checksum chain before frame %" PRIu32 " unknown db=%s: "
-                       "cannot rechain",
-                       c->from, db->name);
-        }
-        if (pre_path(db, &c->gen, c->from, path, sizeof(path)) != 0)
-            return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
-        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0 && errno == ENOENT) {
-            /* The generation directory goes when it is empty (after the snapshot upload or at
-             * startup) while the generation may still be open: make it again. */
-            char gdir[REPL_PATH_MAX];
-            if (gen_path(db, &c->gen, NULL, gdir, sizeof(gdir)) == 0 &&
-                fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL) == 0)
-                fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        }
-        if (fd < 0)
-            return ERR(err, errno, "replicator: create %s: %s", path, errno_name(errno));
-        db->pre_fd = fd;
-        db->pre_gen = c->gen;
-        db->pre_from = c->from;
-        db->pre_cyc = c->cyc_base;
-        db->pre_to = c->from - 1;
-        db->pre_ck[0] = c->ck[0];
-        db->pre_ck[1] = c->ck[1];
-        db->pre_dirty = false;
-    }
-    if (db->pre_to > upto) {
-        uint64_t keep = (uint64_t)(upto - db->pre_from + 1) * fsize;
-        uint8_t hdr[8];
-        size_t got = 0;
-        rc = ftruncate(db->pre_fd, (off_t)keep) == 0 ? 0 : errno;
-        if (rc == 0)
-            rc = fileio_pread_full(db->pre_fd, hdr, sizeof(hdr), keep - fsize + 16, &got);
-        if (rc == 0 && got < sizeof(hdr))
-            rc = EIO;
-        if (rc) {
-            pre_reset(db, true);
-            return ERR(err, rc, "replicator: cut the copied frames of db=%s: %s", db->name,
-                       errno_name(rc));
-        }
-        db->pre_ck[0] = be32_load(hdr);
-        db->pre_ck[1] = be32_load(hdr + 4);
-        db->pre_to = upto;
-        db->pre_dirty = true;
-    }
     uint64_t chunk = REPL_COPY_CHUNK / fsize * fsize; /* whole frames per chunk */
     if (chunk == 0)
         chunk = fsize;
-    while (db->pre_to < upto) {
-        uint32_t n = upto - db->pre_to;
+    if (c->rechain && !c->ck_ok) {
+        /* Cannot happen with the decoder's rules (a rechained commit is always seen live, after
+         * the commit before it); refuse rather than ship frames that fail on restore. */
+        return ERR(err, EIO,
+                   "replicator: checksum chain before frame %" PRIu32 " unknown db=%s: "
+                   "cannot rechain",
+                   c->from, db->name);
+    }
+    ck[0] = c->ck[0];
+    ck[1] = c->ck[1];
+    for (uint32_t first = c->from; first <= to;) {
+        uint32_t n = to - first + 1;
         if ((uint64_t)n * fsize > chunk)
             n = (uint32_t)(chunk / fsize);
-        uint32_t first = db->pre_to + 1;
         size_t want = (size_t)((uint64_t)n * fsize), got = 0;
-        rc = fileio_pread_full(c->wal_fd, buf, want, wal_frame_offset(ps, first - c->cyc_base),
-                               &got);
+        int rc = fileio_pread_full(c->wal_fd, buf, want, wal_frame_offset(ps, first - c->cyc_base),
+                                   &got);
         if (rc == 0 && got < want)
             rc = EIO;
-        if (rc) {
-            pre_reset(db, true);
+        if (rc)
             return ERR(err, rc, "replicator: read -wal frames %" PRIu32 "-%" PRIu32 " db=%s: %s",
-                       first, upto, db->name,
+                       first, to, db->name,
                        rc == EIO ? "file shorter than committed frames" : errno_name(rc));
-        }
         if (c->rechain) {
-            wal_frames_rechain(c->gh.big_endian, c->gh.salt1, c->gh.salt2, ps, buf, n,
-                               db->pre_ck);
+            wal_frames_rechain(c->gh.big_endian, c->gh.salt1, c->gh.salt2, ps, buf, n, ck);
         } else {
             /* the stored chain is the shipped chain: remember where it ends */
             const uint8_t *lf = buf + (size_t)(n - 1) * fsize;
-            db->pre_ck[0] = be32_load(lf + 16);
-            db->pre_ck[1] = be32_load(lf + 20);
+            ck[0] = be32_load(lf + 16);
+            ck[1] = be32_load(lf + 20);
         }
-        uint64_t at = (uint64_t)(first - db->pre_from) * fsize;
-        size_t done = 0;
-        while (done < want) {
-            ssize_t w = pwrite(db->pre_fd, buf + done, want - done, (off_t)(at + done));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                rc = w < 0 ? errno : EIO;
-                pre_reset(db, true);
-                return ERR(err, rc, "replicator: write the next segment of db=%s: %s",
-                           db->name, errno_name(rc));
-            }
-            done += (size_t)w;
-        }
-        db->pre_to += n;
-        db->pre_total += n;
-        db->pre_dirty = true;
+        rc = fileio_pwrite_all(fd, buf, want, (uint64_t)(first - c->from) * fsize);
+        if (rc)
+            return ERR(err, rc, "replicator: write the next segment of db=%s: %s", db->name,
+                       errno_name(rc));
+        first += n;
     }
     return 0;
-}
-
-/* The stager's copy ahead of the cut (stage_mu held): everything committed, then synced.
- * Returns whether it copied anything. */
-static bool pre_copy(struct repl_db *db)
-{
-    struct pre_ctx c;
-    struct err e = {0};
-    pthread_mutex_lock(&db->mu);
-    /* (taking the -wal at its restart needs no copy: see "stolen WALs") */
-    bool go =
-        db->gen_open && db->committed > db->staged && db->wal_fd >= 0 && !db->r->conf.replace_wal;
-    uint32_t upto = db->committed;
-    pre_ctx_locked(db, &c);
-    pthread_mutex_unlock(&db->mu);
-    if (!go)
-        return false;
-    uint8_t *buf = copy_buf_get(db, c.gh.page_size);
-    if (!buf)
-        return false;
-    uint64_t before = db->pre_total;
-    bool copied = false;
-    if (pre_extend(db, &c, upto, buf, &e) != 0) {
-        LOG_DEBUG("replicator: copy ahead failed db=%s err=%s (the cut copies it)", db->name,
-                  e.msg);
-    } else if (db->pre_dirty) {
-        if (fdatasync(db->pre_fd) == 0)
-            db->pre_dirty = false;
-        __atomic_store_n(&db->pre_upto, db->pre_to, __ATOMIC_RELAXED);
-        copied = db->pre_total > before;
-    }
-    return copied;
 }
 
 /* Queues the segment it, just staged (its file durable, named), whose frames chain to ck after
@@ -932,8 +797,8 @@ static bool seg_queue(struct repl_db *db, struct item *it, const uint32_t ck[2],
  * stage_mu held. all: ignore the schedule (gate, flush). Returns 0 when nothing to do. */
 static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
 {
-    char path[REPL_PATH_MAX], tmp[REPL_PATH_MAX], name[80];
-    struct pre_ctx c;
+    char path[REPL_PATH_MAX], tmp[REPL_PATH_MAX], name[80], leaf[32];
+    struct copy_ctx c;
     int rc;
 
     pthread_mutex_lock(&db->mu);
@@ -952,7 +817,7 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
         to = db->cuts[0];
         used_cut = true;
     }
-    pre_ctx_locked(db, &c);
+    copy_ctx_locked(db, &c);
     struct gen_id g = c.gen;
     uint32_t ps = c.gh.page_size;
     int64_t commit_ms = db->pending_since_ms;
@@ -961,42 +826,46 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     uint64_t ts = (uint64_t)time(NULL);
     uint64_t len = (uint64_t)(to - from + 1) * wal_frame_size(ps);
     seg_name(from, to, ts, name, sizeof(name));
+    snprintf(leaf, sizeof(leaf), "%" PRIu32 ".pre.tmp", from);
     if (gen_path(db, &g, name, path, sizeof(path)) != 0 ||
-        pre_path(db, &g, from, tmp, sizeof(tmp)) != 0)
+        gen_path(db, &g, leaf, tmp, sizeof(tmp)) != 0)
         return ERR(err, ENAMETOOLONG, "replicator: staging path too long");
     uint8_t *buf = copy_buf_get(db, ps);
     if (!buf)
         return ERR(err, ENOMEM, "replicator: out of memory");
-    if ((rc = pre_extend(db, &c, to, buf, err)) != 0)
-        return rc;
-    uint32_t ck[2] = {db->pre_ck[0], db->pre_ck[1]};
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+        /* The generation directory goes when it is empty (after the snapshot upload or at
+         * startup) while the generation may still be open: make it again. */
+        char gdir[REPL_PATH_MAX];
+        if (gen_path(db, &g, NULL, gdir, sizeof(gdir)) == 0 &&
+            fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL) == 0)
+            fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    }
+    if (fd < 0)
+        return ERR(err, errno, "replicator: create %s: %s", tmp, errno_name(errno));
+    uint32_t ck[2];
+    rc = copy_frames(db, &c, to, fd, buf, ck, err);
     /* Crash safety: the segment's bytes (and, for the first batch of a generation, its
      * .meta/.dep) are on disk before its name appears; the directory entry is made durable
      * by the caller (stager: here; hot-path gate: once per stage_all, before it returns and
      * so before SQLite may overwrite the frames in the -wal). */
-    if (db->pre_dirty && fdatasync(db->pre_fd) != 0) {
+    if (rc == 0 && fdatasync(fd) != 0)
         rc = ERR(err, errno, "replicator: fsync %s: %s", tmp, errno_name(errno));
-        pre_reset(db, true);
-        return rc;
-    }
-    db->pre_dirty = false;
-    if (from == 1)
+    close(fd);
+    if (rc == 0 && from == 1)
         sync_gen_smalls(db, &g);
-    if (rename(tmp, path) != 0) {
+    if (rc == 0 && rename(tmp, path) != 0)
         rc = ERR(err, errno, "replicator: rename %s: %s", path, errno_name(errno));
-        pre_reset(db, true);
+    if (rc != 0) {
+        unlink(tmp);
         return rc;
     }
-    pre_reset(db, false);
-    if (!sync_gate && fileio_fsync_parent(path, err) != 0) {
-        rc = err && err->code ? err->code : EIO;
-        return rc;
-    }
+    if (!sync_gate && fileio_fsync_parent(path, err) != 0)
+        return err && err->code ? err->code : EIO;
     struct item *it = item_new(ITEM_SEG, &g);
-    if (!it) {
-        rc = ERR(err, ENOMEM, "replicator: out of memory");
-        return rc;
-    }
+    if (!it)
+        return ERR(err, ENOMEM, "replicator: out of memory");
     it->first = from;
     it->last = to;
     it->ts = ts;
@@ -1266,12 +1135,6 @@ static int dec_on_commit(void *arg, const struct wal_commit *c, struct err *err)
             push_cut(db, last);
         signal = true;
     }
-    /* copy ahead every REPL_PRECOPY_FRAMES frames (see pre_extend), unless the -wal is taken
-     * at its restart instead (see "stolen WALs"): then the stager has nothing to do here */
-    uint32_t copied = copied_upto_locked(db);
-    if (last - copied >= REPL_PRECOPY_FRAMES && db->committed - copied < REPL_PRECOPY_FRAMES &&
-        !db->r->conf.replace_wal)
-        signal = true;
     db->lsn_committed += last - (first > db->committed ? first : db->committed + 1) + 1;
     db->committed = last;
     if (db->pending_since_ms == 0) {
@@ -1405,8 +1268,6 @@ static void db_free(struct repl_db *db)
     wal_decoder_free(db->dec);
     if (db->wal_fd >= 0)
         close(db->wal_fd);
-    if (db->pre_fd >= 0)
-        close(db->pre_fd); /* its file stays: the next start deletes *.tmp */
     item_free_list(db->q_head);
     free(db->cuts);
     free(db->copy_buf);
@@ -1629,12 +1490,11 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
         struct item *marks = NULL; /* merge markers: first, last (merge_last), ts */
         while ((de = readdir(gd)) != NULL) {
             const char *nm = de->d_name;
-            size_t l = strlen(nm);
             if (strcmp(nm, ".dep") == 0) {
                 has_dep = any = true;
             } else if (strcmp(nm, ".meta") == 0) {
                 has_meta = any = true;
-            } else if (l > 4 && strcmp(nm + l - 4, ".tmp") == 0) {
+            } else if (name_has_suffix(nm, ".tmp")) {
                 char p[REPL_PATH_MAX];
                 if (path_join(p, sizeof(p), gdir, nm) == 0)
                     unlink(p);
@@ -1652,7 +1512,7 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
                     db->snap_upload = true;
                     any = true;
                 }
-            } else if (l > 6 && strcmp(nm + l - 6, ".merge") == 0) {
+            } else if (name_has_suffix(nm, ".merge")) {
                 struct item *m = range_item_new(nm, ".merge", &gens[i]);
                 if (!m)
                     continue;
@@ -1660,9 +1520,8 @@ static int db_rebuild_queue(struct repl_db *db, const struct gen_id *cur, bool h
                 m->merge_ts = m->ts;
                 m->next = marks;
                 marks = m;
-            } else if ((l > 4 && strcmp(nm + l - 4, ".seg") == 0) ||
-                       (l > 5 && strcmp(nm + l - 5, ".wseg") == 0)) {
-                bool wseg = nm[l - 5] == '.';
+            } else if (name_has_suffix(nm, ".seg") || name_has_suffix(nm, ".wseg")) {
+                bool wseg = name_has_suffix(nm, ".wseg");
                 struct item *it =
                     wseg ? wseg_item_new(nm, &gens[i]) : range_item_new(nm, ".seg", &gens[i]);
                 if (!it)
@@ -1776,7 +1635,6 @@ static struct repl_db *db_alloc(struct replicator *r, const char *db_name, const
     db->r = r;
     db->refs = 1;
     db->wal_fd = -1;
-    db->pre_fd = -1;
     pthread_mutex_init(&db->stage_mu, NULL);
     pthread_mutex_init(&db->gen_mu, NULL);
     pthread_mutex_init(&db->snap_mu, NULL);
@@ -1972,9 +1830,9 @@ void repl_db_close(struct repl_db *db)
  * in its start (wal_chain_shift), and the WAL's own chain is stored in its frame headers.
  * Taken only when the unstaged frames fill at least half the file's blocks (a WAL grown large
  * by one transaction keeps them all, copying a few frames is cheaper; the daemon grows a -wal
- * ahead of SQLite sparsely) and nothing stands in the
- * way: frames copied ahead, a batch cut inside the range, or a commit of SQLite's savepoint
- * bug in this WAL (its stored chain is not a chain). Otherwise the frames are copied. */
+ * ahead of SQLite sparsely) and nothing stands in the way: a batch cut inside the range, or a
+ * commit of SQLite's savepoint bug in this WAL (its stored chain is not a chain). Otherwise the
+ * frames are copied. */
 #define REPL_STEAL_MIN_PCT 50u
 
 /* Reads the stored checksum of WAL frame n (1-based) of fd into out. */
@@ -2006,9 +1864,8 @@ static int wal_steal(struct repl_db *db)
     bool cut_inside = false;
     for (size_t i = 0; i < db->n_cuts; i++)
         cut_inside |= db->cuts[i] >= from && db->cuts[i] < to;
-    bool go = db->gen_open && to >= from && db->wal_fd >= 0 && db->pre_fd < 0 &&
-              !db->cyc_rechained && (db->staged_ck_ok || !db->rechain) && from > base &&
-              !cut_inside;
+    bool go = db->gen_open && to >= from && db->wal_fd >= 0 && !db->cyc_rechained &&
+              (db->staged_ck_ok || !db->rechain) && from > base && !cut_inside;
     struct gen_id g = db->gen;
     struct hdrinfo gh = db->gh, ch = db->ch;
     uint32_t s_in[2] = {db->staged_ck[0], db->staged_ck[1]};
@@ -2056,14 +1913,18 @@ static int wal_steal(struct repl_db *db)
             gen_path(db, &g, NULL, gdir, sizeof(gdir)) != 0)
             rc = ENAMETOOLONG;
     }
-    if (rc == 0)
-        rc = fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL);
     if (rc == 0 && from == 1)
         sync_gen_smalls(db, &g);
     /* (a no-op in the usual case: SQLite synced the -wal before its checkpoint) */
     if (rc == 0 && fdatasync(fd) != 0)
         rc = errno;
-    if (rc == 0 && (rc = r->conf.replace_wal(r->conf.replace_arg, db->wal_path, path)) != 0)
+    if (rc == 0)
+        rc = r->conf.replace_wal(r->conf.replace_arg, db->wal_path, path);
+    /* The generation directory goes when it is empty (after the snapshot upload or at startup)
+     * while the generation may still be open: make it again. */
+    if (rc == ENOENT && fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL) == 0)
+        rc = r->conf.replace_wal(r->conf.replace_arg, db->wal_path, path);
+    if (rc != 0)
         LOG_DEBUG("replicator: cannot take the -wal db=%s err=%s (copying its frames)", db->name,
                   errno_name(rc));
     if (rc != 0) {
@@ -2318,7 +2179,6 @@ void repl_db_after_write(struct repl_db *db, uint64_t off, const void *buf, size
 static void db_retire(struct repl_db *db, bool tomb)
 {
     pthread_mutex_lock(&db->stage_mu);
-    pre_reset(db, true);
     pthread_mutex_lock(&db->snap_mu);
     pthread_mutex_lock(&db->mu);
     snap_abandon_locked(db);
@@ -2454,7 +2314,7 @@ static void *stager_main(void *arg)
         int64_t now = now_ms();
         int64_t next = now + REPL_IDLE_WAIT_MS;
         struct repl_db *due[64], *watched[64];
-        bool cut[64]; /* else: copy ahead and/or save the state only */
+        bool cut[64]; /* else: save the state only */
         bool hurry[64];
         size_t n_due = 0, n_watched = 0;
         bool more = false;
@@ -2472,15 +2332,13 @@ static void *stager_main(void *arg)
             bool pending = db->gen_open && db->committed > db->staged;
             int64_t at = db->pending_since_ms + r->conf.batch_interval_ms;
             bool is_due = pending && (db->n_cuts > 0 || db->urgent || at <= now);
-            bool copy_ahead = pending && !is_due &&
-                              db->committed - copied_upto_locked(db) >= REPL_PRECOPY_FRAMES;
             if (!pending)
                 db->urgent = false;
             if (pending && !is_due && at < next)
                 next = at;
             bool dirty = db->state_dirty;
             pthread_mutex_unlock(&db->mu);
-            if (is_due || dirty || copy_ahead) {
+            if (is_due || dirty) {
                 if (n_due < 64) {
                     cut[n_due] = is_due;
                     due[n_due++] = db;
@@ -2494,17 +2352,9 @@ static void *stager_main(void *arg)
             struct repl_db *db = due[i];
             struct err e = {0};
             pthread_mutex_lock(&db->stage_mu);
-            int rc = 0;
-            bool copied = false;
-            if (cut[i])
-                rc = stage_batch(db, false, &e);
-            else
-                copied = pre_copy(db); /* copy ahead (or only save the state) */
+            int rc = cut[i] ? stage_batch(db, false, &e) : 0; /* else only save the state */
             pthread_mutex_unlock(&db->stage_mu);
             pthread_mutex_lock(&db->mu);
-            if (copied && db->gen_open &&
-                db->committed - copied_upto_locked(db) >= REPL_PRECOPY_FRAMES)
-                more = true; /* a burst of commits arrived meanwhile: keep copying */
             if (rc == 1 && db->committed <= db->staged)
                 db->urgent = false;
             if (rc == 1 && (db->n_cuts > 0 || db->urgent))
@@ -4078,11 +3928,9 @@ static bool db_staged_leftover(const struct repl_db *db, char *what, size_t cap)
         struct dirent *ge;
         while ((ge = readdir(gd)) != NULL) {
             const char *nm = ge->d_name;
-            size_t l = strlen(nm);
             enum compression c;
             if (strcmp(nm, ".meta") == 0 || strcmp(nm, ".dep") == 0 ||
-                (l > 4 && strcmp(nm + l - 4, ".seg") == 0) ||
-                (l > 5 && strcmp(nm + l - 5, ".wseg") == 0) ||
+                name_has_suffix(nm, ".seg") || name_has_suffix(nm, ".wseg") ||
                 (strncmp(nm, "db.", 3) == 0 && layout_snapshot_parse(nm, &c) == 0)) {
                 snprintf(what, cap, "%s/%s/%s", strrchr(db->dir, '/') + 1, de->d_name, nm);
                 found = true;

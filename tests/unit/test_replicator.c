@@ -712,57 +712,6 @@ static void walk_files(const char *dir, void (*fn)(const char *path, const char 
     closedir(d);
 }
 
-static void add_precopied(const char *path, const char *name, const struct stat *sb, void *arg)
-{
-    size_t l = strlen(name);
-    (void)path;
-    if (l > 8 && strcmp(name + l - 8, ".pre.tmp") == 0)
-        *(uint64_t *)arg += (uint64_t)sb->st_size;
-}
-
-/* Bytes in the next segment's copy (<gen>/<from>.pre.tmp) under dir, 0 when there is none. */
-static uint64_t precopied_bytes(const char *dir)
-{
-    uint64_t n = 0;
-    walk_files(dir, add_precopied, &n);
-    return n;
-}
-
-/* Between cuts the stager copies committed frames ahead into the next segment, so that the
- * gate of a WAL restart copies only the rest; the copy becomes the batch, exactly. */
-Test(replicator, commits_are_copied_ahead_of_the_cut, .timeout = 120)
-{
-    if (!have_s3()) {
-        cr_skip_test("LIBSQL_BOTTOMLESS_ENDPOINT not set");
-    }
-    struct fx f;
-    struct err e = {0};
-    fx_init(&f, "ahead");
-    fx_start(&f, 60000, 10000, false); /* no cut by time during the test */
-    sqlite3 *db = db_open_shim(f.db_path);
-    sql(db, "PRAGMA wal_autocheckpoint=0");
-    sql(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB)");
-    insert_rows(db, 1, 400, 100); /* 400 commits, a frame or two each */
-    int64_t end = (int64_t)time(NULL) + 20;
-    uint64_t copied = 0;
-    while ((copied = precopied_bytes(f.staging)) < 128u * (24 + 4096) && time(NULL) < end)
-        usleep(20 * 1000);
-    cr_expect_geq(copied, 128u * (24 + 4096), "copied ahead: %" PRIu64 " bytes", copied);
-    struct repl_db_status st;
-    repl_db_status(g_db, &st);
-    cr_expect_eq(st.last_uploaded_frame, 0u, "nothing was cut yet");
-    sql(db, "PRAGMA wal_checkpoint(RESTART)");
-    insert_rows(db, 401, 100, 100); /* restarts the WAL: the gate cuts the copy */
-    cr_assert_eq(repl_flush(f.r, 60000, &e), 0, "%s", e.msg);
-    cr_expect_eq(precopied_bytes(f.staging), 0u, "a copy is left after the flush");
-    size_t n_gens = 0;
-    check_batches(&f, &n_gens, NULL, NULL);
-    cr_expect_eq(n_gens, 1u);
-    restore_and_compare(&f, 500);
-    sqlite3_close(db);
-    fx_finish(&f);
-}
-
 /* Runs child(f) in a forked process that then SIGKILLs itself (a crash right there), and
  * gives the parent's f a new S3 client (the child's connections died with it). */
 static void fx_run_killed(struct fx *f, void (*child)(struct fx *))
