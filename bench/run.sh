@@ -16,7 +16,9 @@
 # every mount, e.g. "spin_us=50"), BENCH_PORT (Swift port, default 18580), BENCH_SRC (where
 # speedtest1 is built, default /var/tmp/bfs-src), BENCH_S3_NICE (niceness of the Swift server,
 # default 10: in production S3 is another machine; here its Python processes share the 2 vCPUs
-# with the app and the daemon, and at nice 0 they take CPU from the workload being measured).
+# with the app and the daemon, and at nice 0 they take CPU from the workload being measured),
+# BENCH_S3_DIR (the Swift server's files, default BENCH_DIR/swift; e.g. /dev/shm/bfs-swift keeps
+# its object writes and fsyncs off the disk being measured, as a remote S3 would).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +26,7 @@ BIN=${BFS_BIN:-$ROOT/build}
 SB=$BIN/bench/sqlbench
 S3CHECK=$BIN/tools/s3check
 DIR=${BENCH_DIR:-/var/tmp/bfs-bench}
+S3DIR=${BENCH_S3_DIR:-$DIR/swift}
 ROUNDS=${BENCH_ROUNDS:-3}
 PORT=${BENCH_PORT:-18580}
 OUT=${BENCH_OUT:-$ROOT/bench/results/latest.json}
@@ -69,7 +72,7 @@ skip() { [[ $SKIP == *" $1 "* ]]; }
 cleanup() {
     set +e
     unmount
-    [[ -d $DIR/swift/run ]] && bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1
+    [[ -d $S3DIR/run ]] && bash "$ROOT/tests/lib/swift.sh" stop "$S3DIR" >/dev/null 2>&1
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -165,11 +168,11 @@ cp "$SB" "$DIR/bin/bench/"
 cp "$S3CHECK" "$DIR/bin/tools/"
 BIN=$DIR/bin SB=$DIR/bin/bench/sqlbench S3CHECK=$DIR/bin/tools/s3check
 mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u -z "$MNT"
-[[ -d $DIR/swift/run ]] && bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1 || true
-rm -rf "$DIR/swift" "$DIR/daemon.log" "$DIR/rss.log"
+[[ -d $S3DIR/run ]] && bash "$ROOT/tests/lib/swift.sh" stop "$S3DIR" >/dev/null 2>&1 || true
+rm -rf "$S3DIR" "$DIR/daemon.log" "$DIR/rss.log"
 : >"$RESULTS"
 log "starting Swift S3 on 127.0.0.1:$PORT"
-nice -n "${BENCH_S3_NICE:-10}" bash "$ROOT/tests/lib/swift.sh" start "$DIR/swift" "$PORT" >/dev/null
+nice -n "${BENCH_S3_NICE:-10}" bash "$ROOT/tests/lib/swift.sh" start "$S3DIR" "$PORT" >/dev/null
 
 # 1. write transactions per second, NORMAL and FULL, default and writeback modes, with the FUSE
 #    requests each transaction cost.

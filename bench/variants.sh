@@ -7,14 +7,16 @@
 # worktree of the previous commit): bash bench/variants.sh "@/tmp/base/build writeback" "writeback"
 # Prints per variant: median tx/s, median of the per-round mount/native ratios, min-max of the
 # ratios, FUSE requests per transaction (WRITE/GETXATTR), and the loop's spin hits per tx.
-# Environment: BFS_BIN, BENCH_DIR, BENCH_PORT (default 18590), VAR_ROUNDS (default 5),
-# VAR_N (transactions, default 20000), VAR_SYNC (NORMAL|FULL, default NORMAL).
+# Environment: BFS_BIN, BENCH_DIR, BENCH_S3_DIR and BENCH_S3_NICE (see run.sh), BENCH_PORT
+# (default 18590), VAR_ROUNDS (default 5), VAR_N (transactions, default 20000), VAR_SYNC
+# (NORMAL|FULL, default NORMAL).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BFS_BIN:-$ROOT/build}
 SB=$BIN/bench/sqlbench
 DIR=${BENCH_DIR:-/var/tmp/bfs-variants}
+S3DIR=${BENCH_S3_DIR:-$DIR/swift}
 PORT=${BENCH_PORT:-18590}
 ROUNDS=${VAR_ROUNDS:-5}
 N=${VAR_N:-20000}
@@ -39,7 +41,7 @@ cleanup() {
         fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT"
         wait "$DAEMON_PID"
     fi
-    bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1
+    bash "$ROOT/tests/lib/swift.sh" stop "$S3DIR" >/dev/null 2>&1
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -71,9 +73,9 @@ for v in "$@"; do
 done
 BIN=$DIR/bin SB=$DIR/bin/bench/sqlbench
 mountpoint -q "$MNT" 2>/dev/null && fusermount3 -u -z "$MNT"
-bash "$ROOT/tests/lib/swift.sh" stop "$DIR/swift" >/dev/null 2>&1 || true
-rm -rf "$DIR/swift"
-nice -n "${BENCH_S3_NICE:-10}" bash "$ROOT/tests/lib/swift.sh" start "$DIR/swift" "$PORT" >/dev/null
+bash "$ROOT/tests/lib/swift.sh" stop "$S3DIR" >/dev/null 2>&1 || true
+rm -rf "$S3DIR"
+nice -n "${BENCH_S3_NICE:-10}" bash "$ROOT/tests/lib/swift.sh" start "$S3DIR" "$PORT" >/dev/null
 RES=$DIR/variants.tsv
 : >"$RES"
 
