@@ -17,7 +17,9 @@ repl_bucket
 BA=$TEST_TMP/backA BB=$TEST_TMP/backB MA=$TEST_TMP/mntA MB=$TEST_TMP/mntB
 mkdir -p "$BA" "$BB" "$MA" "$MB"
 
-mount_fs "$BA" "$MA" -o batch_interval=1
+# A's lease lives long: a database idle for a whole ttl gives its lease up (and B would take it
+# before A's unmount), and on a loaded machine the checks below can take the default 30 s
+mount_fs "$BA" "$MA" -o batch_interval=1,lease_ttl=600
 LOGA=$BFS_FS_LOG PIDA=$BFS_FS_PID
 sqlite3 "$MA/app.db" "pragma journal_mode=wal; create table t(who, n); insert into t values ('A', 1);" >/dev/null
 repl_wait_synced 60 "$MA" app.db
@@ -75,6 +77,9 @@ cli -d app.db restore -o "$TEST_TMP/b.db" >/dev/null 2>&1 || fail "restore after
 [[ $(sha3 "$TEST_TMP/b.db") == $(sha3 "$MB/app.db") ]] || fail "restore differs from B's database"
 
 # --- a killed daemon takes its own lease back --------------------------------------------------
+# a commit first, so that B holds the lease at the kill (idle for a whole ttl, it gave it up)
+sqlite3 "$MB/app.db" "insert into t values ('B', 22)"
+repl_wait_synced 60 "$MB" app.db
 kill -KILL "$BFS_FS_PID"
 wait "$BFS_FS_PID" 2>/dev/null || true
 fusermount3 -u -z "$MB" || true
