@@ -665,14 +665,23 @@ static void sync_gen_smalls(struct repl_db *db, const struct gen_id *g)
  * renames it to the segment's name. A restart deletes any *.tmp (db_rebuild_queue). At a WAL
  * restart the -wal is usually taken whole instead (see "stolen WALs"). */
 
+/* The generation directory goes when it is empty (after the snapshot upload or at startup)
+ * while the generation may still be open: makes it again. Whether it exists now. */
+static bool gen_dir_remake(const struct repl_db *db, const struct gen_id *g)
+{
+    char gdir[REPL_PATH_MAX];
+    return gen_path(db, g, NULL, gdir, sizeof(gdir)) == 0 &&
+           fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL) == 0;
+}
+
 /* What stage_batch reads of the db under mu. */
 struct copy_ctx {
     struct gen_id gen;
     struct hdrinfo gh;
-    uint32_t cyc_base, from; /* from: first unstaged frame */
+    uint32_t cyc_base;
     int wal_fd;
     bool rechain, ck_ok;
-    uint32_t ck[2]; /* shipped chain after frame from - 1 (ck_ok) */
+    uint32_t ck[2]; /* shipped chain after the last staged frame (ck_ok) */
 };
 
 static void copy_ctx_locked(const struct repl_db *db, struct copy_ctx *c)
@@ -680,7 +689,6 @@ static void copy_ctx_locked(const struct repl_db *db, struct copy_ctx *c)
     c->gen = db->gen;
     c->gh = db->gh;
     c->cyc_base = db->cyc_base;
-    c->from = db->staged + 1;
     c->wal_fd = db->wal_fd;
     c->rechain = db->rechain;
     c->ck_ok = db->staged_ck_ok;
@@ -712,10 +720,10 @@ static void copy_buf_release(struct repl_db *db)
     db->copy_cap = 0;
 }
 
-/* Copies frames c->from..to of the -wal to the start of fd through buf, rechained when the
- * generation needs it; ck: the shipped chain after frame to. stage_mu held. */
-static int copy_frames(struct repl_db *db, const struct copy_ctx *c, uint32_t to, int fd,
-                       uint8_t *buf, uint32_t ck[2], struct err *err)
+/* Copies frames from..to (from: the first unstaged) of the -wal to the start of fd through buf,
+ * rechained when the generation needs it; ck: the shipped chain after frame to. stage_mu held. */
+static int copy_frames(struct repl_db *db, const struct copy_ctx *c, uint32_t from, uint32_t to,
+                       int fd, uint8_t *buf, uint32_t ck[2], struct err *err)
 {
     uint32_t ps = c->gh.page_size;
     uint64_t fsize = wal_frame_size(ps);
@@ -728,11 +736,11 @@ static int copy_frames(struct repl_db *db, const struct copy_ctx *c, uint32_t to
         return ERR(err, EIO,
                    "replicator: checksum chain before frame %" PRIu32 " unknown db=%s: "
                    "cannot rechain",
-                   c->from, db->name);
+                   from, db->name);
     }
     ck[0] = c->ck[0];
     ck[1] = c->ck[1];
-    for (uint32_t first = c->from; first <= to;) {
+    for (uint32_t first = from; first <= to;) {
         uint32_t n = to - first + 1;
         if ((uint64_t)n * fsize > chunk)
             n = (uint32_t)(chunk / fsize);
@@ -753,7 +761,7 @@ static int copy_frames(struct repl_db *db, const struct copy_ctx *c, uint32_t to
             ck[0] = be32_load(lf + 16);
             ck[1] = be32_load(lf + 20);
         }
-        rc = fileio_pwrite_all(fd, buf, want, (uint64_t)(first - c->from) * fsize);
+        rc = fileio_pwrite_all(fd, buf, want, (uint64_t)(first - from) * fsize);
         if (rc)
             return ERR(err, rc, "replicator: write the next segment of db=%s: %s", db->name,
                        errno_name(rc));
@@ -834,18 +842,12 @@ static int stage_batch(struct repl_db *db, bool sync_gate, struct err *err)
     if (!buf)
         return ERR(err, ENOMEM, "replicator: out of memory");
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == ENOENT) {
-        /* The generation directory goes when it is empty (after the snapshot upload or at
-         * startup) while the generation may still be open: make it again. */
-        char gdir[REPL_PATH_MAX];
-        if (gen_path(db, &g, NULL, gdir, sizeof(gdir)) == 0 &&
-            fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL) == 0)
-            fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    }
+    if (fd < 0 && errno == ENOENT && gen_dir_remake(db, &g))
+        fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return ERR(err, errno, "replicator: create %s: %s", tmp, errno_name(errno));
     uint32_t ck[2];
-    rc = copy_frames(db, &c, to, fd, buf, ck, err);
+    rc = copy_frames(db, &c, from, to, fd, buf, ck, err);
     /* Crash safety: the segment's bytes (and, for the first batch of a generation, its
      * .meta/.dep) are on disk before its name appears; the directory entry is made durable
      * by the caller (stager: here; hot-path gate: once per stage_all, before it returns and
@@ -1920,14 +1922,11 @@ static int wal_steal(struct repl_db *db)
         rc = errno;
     if (rc == 0)
         rc = r->conf.replace_wal(r->conf.replace_arg, db->wal_path, path);
-    /* The generation directory goes when it is empty (after the snapshot upload or at startup)
-     * while the generation may still be open: make it again. */
-    if (rc == ENOENT && fileio_mkdir_p(gdir, REPL_STATE_DIR_MODE, NULL) == 0)
+    if (rc == ENOENT && gen_dir_remake(db, &g))
         rc = r->conf.replace_wal(r->conf.replace_arg, db->wal_path, path);
-    if (rc != 0)
+    if (rc != 0) {
         LOG_DEBUG("replicator: cannot take the -wal db=%s err=%s (copying its frames)", db->name,
                   errno_name(rc));
-    if (rc != 0) {
         free(it);
         pthread_mutex_unlock(&db->stage_mu);
         return rc;
