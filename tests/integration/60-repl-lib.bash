@@ -99,6 +99,16 @@ descends_from() {
     [[ $g == "$3" ]]
 }
 
+# lease_get DB FILE: the lease object "DB.lease" into FILE; 0 when there, 1 when absent
+# (NoSuchKey), 2 on any other error (an S3 hiccup is neither answer)
+lease_get() {
+    rm -f "$2"
+    awss3 s3api get-object --bucket "$BUCKET" --key "$1.lease" "$2" >/dev/null 2>"$2.err" &&
+        return 0
+    grep -q "NoSuchKey\|404" "$2.err" && return 1
+    return 2
+}
+
 roots() {
     local g n=0
     for g in $(gens "$1"); do [[ -n $(dep_of "$1" "$g") ]] || n=$((n + 1)); done

@@ -99,7 +99,9 @@ grep -q "unmounted; everything committed is in S3" "$TEST_TMP/u.out" ||
     fail "bottomlessfs -u said: $(cat "$TEST_TMP/u.out")"
 # The daemon writes its final state and lets go of the staging lock as its last step; what is
 # left is its exit (an ASan build's leak check: a second or more on a loaded machine).
-daemon_ended() { [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo gone) =~ ^(Z|gone)$ ]]; }
+daemon_ended() {
+    [[ $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || echo gone) =~ ^(Z|gone)$ ]]
+}
 wait_until 20 daemon_ended
 cli -d late.db restore -o "$TEST_TMP/late.db" >/dev/null || fail "late.db not in the bucket"
 [[ $(sha3 "$TEST_TMP/late.db") == $(sha3 "$B/late.db") ]] || fail "late.db restore differs"

@@ -18,8 +18,12 @@ repl_bucket
 BA=$TEST_TMP/backA BB=$TEST_TMP/backB MA=$TEST_TMP/mntA MB=$TEST_TMP/mntB
 mkdir -p "$BA" "$BB" "$MA" "$MB"
 TTL=3
-lease_there() { awss3 s3api head-object --bucket "$BUCKET" --key app.db.lease >/dev/null 2>&1; }
-lease_gone() { ! lease_there; }
+lease_there() { lease_get app.db "$TEST_TMP/lease"; }
+lease_gone() {
+    local rc=0
+    lease_get app.db "$TEST_TMP/lease" || rc=$?
+    ((rc == 1))
+}
 s3_requests() { # puts+gets+lists+deletes of MNT's daemon
     "$PY" -c 'import json,sys; s=json.load(open(sys.argv[1]))["s3"]
 print(s["puts"] + s["gets"] + s["lists"] + s["deletes"])' "$1/.bottomless/status"
@@ -59,8 +63,7 @@ note "idle: $((n1 - n0)) S3 requests in $((3 * TTL)) s (renewals would have made
 sqlite3 "$MA/app.db" "insert into t values ('A', 100)"
 repl_wait_synced 30 "$MA" app.db
 lease_there || fail "the lease was not taken again for the upload"
-grep -q "^holder .*pid=$PIDA " <(awss3 s3 cp "s3://$BUCKET/app.db.lease" - 2>/dev/null) ||
-    fail "the lease is not daemon A's"
+grep -q "^holder .*pid=$PIDA " "$TEST_TMP/lease" || fail "the lease is not daemon A's"
 # the bucket check found it unchanged: no divergence; the history continues (the sqlite3 shell's
 # new -wal begins a generation, as after any last close, whose .dep is the previous newest)
 grep -q 'diverged' "$LOGA" && fail "the reclaim saw a divergence: $(grep -m1 diverged "$LOGA")"
