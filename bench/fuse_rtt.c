@@ -172,6 +172,14 @@ static int serve(struct server *s, const struct fuse_in_header *ih, const void *
     }
 }
 
+/* The reply header for serve()'s result r (argument size, or -errno). */
+static struct fuse_out_header reply_header(int r, uint64_t unique)
+{
+    struct fuse_out_header oh = {(uint32_t)(sizeof(oh) + (size_t)(r > 0 ? r : 0)), r < 0 ? r : 0,
+                                 unique};
+    return oh;
+}
+
 static void init_reply(struct server *s, const struct fuse_in_header *ih,
                        const struct fuse_init_in *in)
 {
@@ -226,8 +234,7 @@ static void *dev_reader(void *arg)
         int r = serve(s, ih, op_in, payload, out, &no_reply);
         if (no_reply)
             continue;
-        struct fuse_out_header oh = {(uint32_t)(sizeof(oh) + (size_t)(r > 0 ? r : 0)),
-                                     r < 0 ? r : 0, ih->unique};
+        struct fuse_out_header oh = reply_header(r, ih->unique);
         struct iovec v[2] = {{&oh, sizeof(oh)}, {out, r > 0 ? (size_t)r : 0}};
         if (writev(s->fuse_fd, v, 2) < 0 && errno != ENOENT)
             fprintf(stderr, "fuse_rtt: reply: %s\n", strerror(errno));
@@ -357,8 +364,7 @@ static void *uring_queue(void *arg)
             memcpy(&ih, x->hdr.in_out, sizeof(ih));
             bool no_reply;
             int res = serve(s, &ih, x->hdr.op_in, x->payload, out, &no_reply);
-            struct fuse_out_header oh = {(uint32_t)(sizeof(oh) + (size_t)(res > 0 ? res : 0)),
-                                         res < 0 ? res : 0, ih.unique};
+            struct fuse_out_header oh = reply_header(res, ih.unique);
             memcpy(x->hdr.in_out, &oh, sizeof(oh));
             if (res > 0)
                 memcpy(x->payload, out, (size_t)res);
