@@ -478,12 +478,12 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    static struct thread_arg args[RTT_MAX_CPUS + 1];
+    static struct thread_arg reader_args[RTT_MAX_CPUS], queue_args[RTT_MAX_CPUS];
     pthread_t t;
     int readers = s.mode == RTT_PINNED ? ncpu : 1;
     for (int i = 0; i < readers; i++) {
-        args[i] = (struct thread_arg){&s, s.mode == RTT_PINNED ? i : -1};
-        pthread_create(&t, NULL, dev_reader, &args[i]);
+        reader_args[i] = (struct thread_arg){&s, s.mode == RTT_PINNED ? i : -1};
+        pthread_create(&t, NULL, dev_reader, &reader_args[i]);
     }
     int rc = 0;
     if (s.mode == RTT_URING) { /* queues are registered once INIT (sent at mount) said so */
@@ -492,8 +492,8 @@ int main(int argc, char **argv)
             pthread_cond_wait(&s.cv, &s.mu);
         pthread_mutex_unlock(&s.mu);
         for (int q = 0; q < ncpu; q++) {
-            args[RTT_MAX_CPUS - q] = (struct thread_arg){&s, q};
-            pthread_create(&t, NULL, uring_queue, &args[RTT_MAX_CPUS - q]);
+            queue_args[q] = (struct thread_arg){&s, q};
+            pthread_create(&t, NULL, uring_queue, &queue_args[q]);
         }
         pthread_mutex_lock(&s.mu);
         while (s.queues_up < ncpu)
