@@ -18,6 +18,7 @@
 struct flush_entry {
     char *path;
     unsigned refs;
+    bool retired; /* its -wal was deleted: no more syncs until an open revives it */
     struct flush_entry *next;
 };
 
@@ -49,8 +50,13 @@ static void *flusher_main(void *arg)
             n++;
         char **paths = n != 0 ? calloc(n, sizeof(*paths)) : NULL;
         size_t k = 0;
-        for (struct flush_entry *e = fl->entries; e != NULL && paths != NULL; e = e->next)
-            paths[k++] = strdup(e->path);
+        for (struct flush_entry *e = fl->entries; e != NULL && paths != NULL; e = e->next) {
+            if (!e->retired)
+                paths[k++] = strdup(e->path);
+        }
+        /* read under the lock that flusher_retire takes: syncs of an entry retired after
+         * this carry an epoch its cancel makes stale (fs/mounthelper.h) */
+        uint32_t epoch = mounthelper_epoch(fl->mh);
         pthread_mutex_unlock(&fl->t.mu);
         for (size_t i = 0; i < k; i++) {
             size_t len = paths[i] != NULL ? strlen(paths[i]) : 0;
@@ -60,11 +66,11 @@ static void *flusher_main(void *arg)
              * -wal. */
             if (len > 4 && strcmp(paths[i] + len - 4, "-wal") == 0) {
                 paths[i][len - 4] = '\0';
-                mounthelper_submit(fl->mh, 'S', paths[i]);
+                mounthelper_submit_sync(fl->mh, paths[i], epoch);
                 paths[i][len - 4] = '-';
             }
             if (paths[i] != NULL)
-                mounthelper_submit(fl->mh, 'S', paths[i]);
+                mounthelper_submit_sync(fl->mh, paths[i], epoch);
             free(paths[i]);
         }
         free(paths);
@@ -115,6 +121,7 @@ void flusher_add(struct flusher *fl, const char *path)
     for (struct flush_entry *e = fl->entries; e != NULL; e = e->next) {
         if (strcmp(e->path, path) == 0) {
             e->refs++;
+            e->retired = false; /* a -wal by this name again */
             pthread_mutex_unlock(&fl->t.mu);
             return;
         }
@@ -147,6 +154,18 @@ void flusher_remove(struct flusher *fl, const char *path)
             }
             break;
         }
+    }
+    pthread_mutex_unlock(&fl->t.mu);
+}
+
+void flusher_retire(struct flusher *fl, const char *path)
+{
+    if (fl == NULL)
+        return;
+    pthread_mutex_lock(&fl->t.mu);
+    for (struct flush_entry *e = fl->entries; e != NULL; e = e->next) {
+        if (strcmp(e->path, path) == 0)
+            e->retired = true;
     }
     pthread_mutex_unlock(&fl->t.mu);
 }

@@ -26,5 +26,11 @@ void flusher_free(struct flusher *fl);
 /* path relative to the mount root. NULL fl is a no-op. */
 void flusher_add(struct flusher *fl, const char *path);
 void flusher_remove(struct flusher *fl, const char *path);
+/* The -wal at path was deleted (SQLite's last connection is closing): no syncs of it or its
+ * database from now on, until flusher_add of the same path; the entry itself stays until its
+ * last flusher_remove. For the unmount right after the app exits: with
+ * mounthelper_cancel_syncs and a wait for the helper to be idle, nothing of the database is
+ * held open through the mount once the app's unlink returns (else fusermount3 -u: EBUSY). */
+void flusher_retire(struct flusher *fl, const char *path);
 
 #endif

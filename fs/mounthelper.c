@@ -28,10 +28,20 @@
 #define MH_CHUNK (128u << 10)
 #define MH_PENDING_MAX 16 /* distinct jobs taken in before the child runs them */
 
+/* The page shared with the child. busy: the child is inside a job (it may hold a file of the
+ * mount). epoch: bumped by mounthelper_cancel_syncs; a sync job carries the epoch it was
+ * submitted under, and the child drops it once the epoch has moved on. The child stores busy
+ * before it loads epoch, the daemon bumps epoch before it loads busy (both sequentially
+ * consistent): so after a cancel either the child was seen busy, or it sees the new epoch. */
+struct mh_shared {
+    uint32_t busy;
+    uint32_t epoch;
+};
+
 struct mounthelper {
     pid_t pid;
-    int wfd;        /* write end, non-blocking */
-    uint32_t *busy; /* shared page: the child sets it while it holds a file of the mount */
+    int wfd; /* write end, non-blocking */
+    struct mh_shared *sh;
 };
 
 /* Hex digits at *p up to a space -> *out; advances *p past the space. */
@@ -53,11 +63,16 @@ static bool mh_parse_hex(const char **p, const char *end, uint64_t *out)
     return true;
 }
 
-static void mh_job(uint32_t *busy, char kind, const char *full, uint64_t from, uint64_t to,
+static void mh_job(struct mh_shared *sh, char kind, const char *full, uint64_t from, uint64_t to,
                    char *data)
 {
+    uint32_t *busy = &sh->busy;
     /* set before the open: an unlink's reply waits for it to clear (mounthelper_wait_idle) */
     __atomic_store_n(busy, 1, __ATOMIC_SEQ_CST);
+    if (kind == 'S' && (uint32_t)from != __atomic_load_n(&sh->epoch, __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(busy, 0, __ATOMIC_SEQ_CST);
+        return; /* cancelled since it was submitted */
+    }
     int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         __atomic_store_n(busy, 0, __ATOMIC_SEQ_CST);
@@ -110,8 +125,8 @@ static void mh_enqueue(struct mh_pending *q, size_t *n, char kind, uint64_t from
     q[i].to = to;
 }
 
-static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *busy, char *data,
-                     bool quiet)
+static void mh_child(int rfd, pid_t parent, const char *mountpoint, struct mh_shared *sh,
+                     char *data, bool quiet)
 {
     char line[MH_LINE_MAX + 1], full[MH_LINE_MAX + 512];
     struct mh_pending q[MH_PENDING_MAX];
@@ -148,8 +163,12 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *bu
                 char kind = line[start];
                 const char *arg = line + start + 2, *end = line + start + len;
                 uint64_t from = 0, to = MOUNTHELPER_READ_MAX;
-                bool ok = kind != 'G' || (mh_parse_hex(&arg, end, &from) &&
-                                          mh_parse_hex(&arg, end, &to) && arg < end);
+                bool ok = true;
+                if (kind == 'G')
+                    ok =
+                        mh_parse_hex(&arg, end, &from) && mh_parse_hex(&arg, end, &to) && arg < end;
+                else if (kind == 'S') /* from: the epoch the sync was submitted under */
+                    ok = mh_parse_hex(&arg, end, &from) && arg < end;
                 if (ok)
                     mh_enqueue(q, &nq, kind, from, to, arg, (size_t)(end - arg));
             }
@@ -168,7 +187,7 @@ static void mh_child(int rfd, pid_t parent, const char *mountpoint, uint32_t *bu
         for (size_t i = 0; i < nq; i++) {
             size_t plen = strlen(q[i].path);
             memcpy(full + mlen + 1, q[i].path, plen + 1);
-            mh_job(busy, q[i].kind, full, q[i].from, q[i].to, data);
+            mh_job(sh, q[i].kind, full, q[i].from, q[i].to, data);
         }
         nq = 0;
     }
@@ -186,18 +205,18 @@ struct mounthelper *mounthelper_new(const char *mountpoint, bool quiet, struct e
         ERR(err, ENOMEM, "mount helper: out of memory");
         return NULL;
     }
-    void *page = mmap(NULL, sizeof(*mh->busy), PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    void *page =
+        mmap(NULL, sizeof(*mh->sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (page == MAP_FAILED) {
         ERR(err, errno, "mount helper: mmap: %s", errno_name(errno));
         free(mh);
         free(data);
         return NULL;
     }
-    mh->busy = page;
+    mh->sh = page;
     if (pipe2(p, O_CLOEXEC) != 0) {
         ERR(err, errno, "mount helper: pipe: %s", errno_name(errno));
-        munmap(mh->busy, sizeof(*mh->busy));
+        munmap(mh->sh, sizeof(*mh->sh));
         free(mh);
         free(data);
         return NULL;
@@ -208,13 +227,13 @@ struct mounthelper *mounthelper_new(const char *mountpoint, bool quiet, struct e
         ERR(err, errno, "mount helper: fork: %s", errno_name(errno));
         close(p[0]);
         close(p[1]);
-        munmap(mh->busy, sizeof(*mh->busy));
+        munmap(mh->sh, sizeof(*mh->sh));
         free(mh);
         free(data);
         return NULL;
     }
     if (pid == 0)
-        mh_child(p[0], parent, mountpoint, mh->busy, data, quiet); /* never returns */
+        mh_child(p[0], parent, mountpoint, mh->sh, data, quiet); /* never returns */
     close(p[0]);
     free(data);
     fcntl(p[1], F_SETFL, O_NONBLOCK);
@@ -243,7 +262,7 @@ void mounthelper_free(struct mounthelper *mh)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    munmap(mh->busy, sizeof(*mh->busy));
+    munmap(mh->sh, sizeof(*mh->sh));
     free(mh);
 }
 
@@ -272,6 +291,25 @@ void mounthelper_submit(struct mounthelper *mh, char kind, const char *path)
     mh_submit_line(mh, head, sizeof(head), path);
 }
 
+void mounthelper_submit_sync(struct mounthelper *mh, const char *path, uint32_t epoch)
+{
+    char head[16];
+    int n = snprintf(head, sizeof(head), "S %" PRIx32 " ", epoch);
+    if (n > 0 && (size_t)n < sizeof(head))
+        mh_submit_line(mh, head, (size_t)n, path);
+}
+
+uint32_t mounthelper_epoch(const struct mounthelper *mh)
+{
+    return mh != NULL ? __atomic_load_n(&mh->sh->epoch, __ATOMIC_SEQ_CST) : 0;
+}
+
+void mounthelper_cancel_syncs(struct mounthelper *mh)
+{
+    if (mh != NULL)
+        __atomic_add_fetch(&mh->sh->epoch, 1, __ATOMIC_SEQ_CST);
+}
+
 void mounthelper_submit_range(struct mounthelper *mh, const char *path, uint64_t from,
                               uint64_t to)
 {
@@ -288,7 +326,7 @@ pid_t mounthelper_pid(const struct mounthelper *mh)
 
 bool mounthelper_busy(const struct mounthelper *mh)
 {
-    if (mh == NULL || __atomic_load_n(mh->busy, __ATOMIC_SEQ_CST) == 0)
+    if (mh == NULL || __atomic_load_n(&mh->sh->busy, __ATOMIC_SEQ_CST) == 0)
         return false;
     /* a child that died inside a job (killed from outside) left the flag set: it holds
      * nothing now. WNOWAIT: mounthelper_free still reaps it. */

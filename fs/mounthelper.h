@@ -9,10 +9,12 @@
  *          which fails the child's pending request, and PR_SET_PDEATHSIG ends the child.
  * Jobs:    'R' path: read the file's first MOUNTHELPER_READ_MAX bytes (fs/ops_file.c: makes
  *          the kernel's cache pages of a -wal up to date); 'G' (mounthelper_submit_range):
- *          read [from, to) (the range by which the daemon just extended a -wal); 'S' path:
- *          sync_file_range(WRITE|WAIT) (fs/flusher.c). Paths are relative to the mount root.
- *          Queued jobs of one kind and path collapse into the newest; a read stops once the
- *          file is deleted, so the child does not hold a -wal open after the app is done.
+ *          read [from, to) (the range by which the daemon just extended a -wal); 'S'
+ *          (mounthelper_submit_sync) path: sync_file_range(WRITE|WAIT) (fs/flusher.c). Paths
+ *          are relative to the mount root. Queued jobs of one kind and path collapse into the
+ *          newest; a read stops once the file is deleted, and syncs submitted before a
+ *          mounthelper_cancel_syncs never start, so the child does not hold a database or
+ *          its -wal open after the app is done.
  * Owns:    the child, the write end of its pipe and a page shared with the child holding its
  *          "inside a job" flag (an app's deletion of a -wal waits for it: fs/ops_entry.c).
  * Threads: mounthelper_submit is safe from any thread and never blocks: a job is one atomic
@@ -39,8 +41,15 @@ struct mounthelper *mounthelper_new(const char *mountpoint, bool quiet, struct e
 /* Closes the pipe (the child exits when it has finished its job) and reaps the child, waiting
  * at most 2 s before SIGKILL. NULL: no-op. */
 void mounthelper_free(struct mounthelper *mh);
-/* kind 'R' or 'S'. NULL mh: no-op. */
+/* kind 'R'. NULL mh: no-op. */
 void mounthelper_submit(struct mounthelper *mh, char kind, const char *path);
+/* Job 'S' of path, under epoch (mounthelper_epoch, read when the sync was decided on): the
+ * child skips it if mounthelper_cancel_syncs was called since. NULL mh: no-op. */
+void mounthelper_submit_sync(struct mounthelper *mh, const char *path, uint32_t epoch);
+uint32_t mounthelper_epoch(const struct mounthelper *mh);
+/* Syncs submitted before this never start (one already started is seen by mounthelper_busy,
+ * so a caller that then waits for idle knows no file is held for them). NULL mh: no-op. */
+void mounthelper_cancel_syncs(struct mounthelper *mh);
 /* Job 'G': read [from, to) of path. NULL mh: no-op. */
 void mounthelper_submit_range(struct mounthelper *mh, const char *path, uint64_t from,
                               uint64_t to);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fs/flusher.h"
 #include "fs/mounthelper.h"
 
 /* Replies rc (the errno of what came before) if it is not 0, else the entry of name in parent. */
@@ -356,16 +357,22 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
         fuse_reply_err(req, rc);
         return;
     }
-    if (fs->hooks.unlinked != NULL) {
-        char path[FS_PATH_MAX];
-        if (fs_path_of(fs, parent, name, path, sizeof(path)) == 0)
-            fs->hooks.unlinked(fs->hooks.arg, path);
-    }
+    char path[FS_PATH_MAX];
+    bool have_path = fs_path_of(fs, parent, name, path, sizeof(path)) == 0;
+    if (have_path && fs->hooks.unlinked != NULL)
+        fs->hooks.unlinked(fs->hooks.arg, path);
     /* SQLite deletes the -wal as its last connection closes, and the app may exit and its
      * user unmount right after: the helper's warm-up read of that -wal may still hold it open
-     * (it stops at its next chunk, seeing the file gone), and the unmount would fail with
-     * EBUSY (a fresh-clone CI run did). So the app's unlink returns once the helper is
-     * between jobs; the wait runs on a worker, as the helper's read needs this thread. */
+     * (it stops at its next chunk, seeing the file gone), or in writeback mode its sync of
+     * the database (queued by a flusher tick just before), and the unmount would fail with
+     * EBUSY (fresh-clone CI runs did, once each). So no sync of this database starts from now
+     * on, and the app's unlink returns once the helper is between jobs; the wait runs on a
+     * worker, as the helper's job may need this thread. */
+    if (fs_path_is_wal(name)) {
+        if (have_path)
+            flusher_retire(fs->flusher, path);
+        mounthelper_cancel_syncs(fs->mh);
+    }
     if (fs_path_is_wal(name) && mounthelper_busy(fs->mh) &&
         workers_submit(fs->workers, fs_unlink_reply_job, req) == 0)
         return;
