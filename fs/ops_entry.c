@@ -372,10 +372,9 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
         if (have_path)
             flusher_retire(fs->flusher, path);
         mounthelper_cancel_syncs(fs->mh);
+        if (mounthelper_busy(fs->mh) && workers_submit(fs->workers, fs_unlink_reply_job, req) == 0)
+            return;
     }
-    if (fs_path_is_wal(name) && mounthelper_busy(fs->mh) &&
-        workers_submit(fs->workers, fs_unlink_reply_job, req) == 0)
-        return;
     fuse_reply_err(req, 0);
 }
 
